@@ -1,0 +1,151 @@
+"""Per-event processing, free of Kafka and Faust so that tests and backtests share it.
+
+The worker's agents and offline tools call these functions with the stored state bytes
+and get back the new state, the detections, and what must be forwarded to the seller side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stream.alerts import Detection, Reason
+from stream.rules import HOUR_MS, RuleConfig, RuleHit, account_takeover, brushing, card_testing
+from stream.schema import Event
+from stream.state import (
+    EID,
+    ITEM,
+    S_EID,
+    S_KIND,
+    S_TS,
+    SELLER,
+    TS,
+    TYPE,
+    TYPE_CODE,
+    Outcome,
+    Row,
+    SellerState,
+    StateLimits,
+    UserState,
+)  # fmt: skip
+
+VIEWING = frozenset({TYPE_CODE["item_view"], TYPE_CODE["add_to_cart"]})
+SELLER_SIDE = frozenset({"purchase", "review"})
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    limits: StateLimits = field(default_factory=StateLimits)
+    rules: RuleConfig = field(default_factory=RuleConfig)
+    fraud_cooldown_ms: int = 1 * HOUR_MS
+    brushing_cooldown_ms: int = 6 * HOUR_MS
+
+
+@dataclass
+class UserResult:
+    outcome: Outcome
+    state: bytes | None  # None: unchanged, nothing to write
+    detections: list[Detection]
+    seller_record: tuple[str, Row] | None = None
+
+
+@dataclass
+class SellerResult:
+    outcome: Outcome
+    state: bytes | None
+    detections: list[Detection]
+
+
+def process_user_event(raw: bytes | None, event: Event, cfg: DetectorConfig) -> UserResult:
+    state = UserState.decode(raw)
+    outcome = state.add(event, cfg.limits)
+    if outcome != "added":
+        return UserResult(outcome, None, [])
+    window = state.upto(event.ts)
+    trigger = next(r for r in reversed(window) if r[EID] == event.event_id)
+    detections = _fraud(state, window, trigger, event, cfg)
+    record = _seller_record(state, window, trigger, event)
+    return UserResult(outcome, state.encode(), detections, record)
+
+
+def _fraud(
+    state: UserState, window: list[Row], trigger: Row, event: Event, cfg: DetectorConfig
+) -> list[Detection]:
+    hits: list[RuleHit] = []
+    for rule in (card_testing, account_takeover):
+        hit = rule(window, trigger, cfg.rules)
+        if hit is None:
+            continue
+        last = state.cooldowns.get(hit.rule)
+        if last is not None and 0 <= event.ts - last < cfg.fraud_cooldown_ms:
+            continue
+        state.cooldowns[hit.rule] = event.ts
+        hits.append(hit)
+    if not hits:
+        return []
+    hits.sort(key=lambda h: -h.score)
+    reasons: list[Reason] = [r for h in hits for r in h.reasons]
+    evidence = list(dict.fromkeys(e for h in hits for e in h.evidence))
+    return [
+        Detection(
+            kind="fraud", subject_type="user", subject_id=event.user_id, score=hits[0].score,
+            threshold=cfg.rules.threshold, event_id=event.event_id, event_ts=event.ts,
+            reasons=tuple(reasons), evidence_event_ids=tuple(evidence),
+            user_id=event.user_id, seller_id=event.seller_id,
+        )
+    ]  # fmt: skip
+
+
+def _seller_record(
+    state: UserState, window: list[Row], trigger: Row, event: Event
+) -> tuple[str, Row] | None:
+    """What the seller side needs to know about a purchase or review, seen from the buyer."""
+    if event.type not in SELLER_SIDE or event.seller_id is None:
+        return None
+    browsed = any(
+        r[TYPE] in VIEWING
+        and (
+            r[ITEM] == event.item_id if event.item_id is not None else r[SELLER] == event.seller_id
+        )
+        for r in window
+        if r is not trigger and r[TS] <= event.ts
+    )
+    row: Row = [
+        event.ts, event.event_id, event.user_id, event.type, event.amount, event.rating,
+        1 if browsed else 0, event.ts - state.first_ts, state.total, event.device_id, event.ip,
+        event.order_id, event.item_id,
+    ]  # fmt: skip
+    return event.seller_id, row
+
+
+def process_seller_record(
+    raw: bytes | None, seller_id: str, row: Row, cfg: DetectorConfig
+) -> SellerResult:
+    state = SellerState.decode(raw)
+    outcome = state.add(row, cfg.limits)
+    if outcome != "added":
+        return SellerResult(outcome, None, [])
+    detections: list[Detection] = []
+    if row[S_KIND] == "purchase":
+        hit = brushing(state.orders, row, cfg.rules)
+        if hit is not None:
+            detections = _brushing_detection(state, seller_id, row, hit, cfg)
+    return SellerResult(outcome, state.encode(), detections)
+
+
+def _brushing_detection(
+    state: SellerState, seller_id: str, row: Row, hit: RuleHit, cfg: DetectorConfig
+) -> list[Detection]:
+    last = state.cooldowns.get("brushing")
+    if last is not None and 0 <= row[S_TS] - last < cfg.brushing_cooldown_ms:
+        return []
+    state.cooldowns["brushing"] = row[S_TS]
+    # One alert per seller per cooldown-sized event-time window: the id names that window.
+    window = f"w{row[S_TS] // cfg.brushing_cooldown_ms}"
+    return [
+        Detection(
+            kind="brushing", subject_type="seller", subject_id=seller_id, score=hit.score,
+            threshold=cfg.rules.threshold, event_id=row[S_EID], event_ts=row[S_TS],
+            reasons=hit.reasons, evidence_event_ids=hit.evidence, user_id=None,
+            seller_id=seller_id, window=window,
+        )
+    ]  # fmt: skip

@@ -1,0 +1,59 @@
+"""Event-time helpers: everything inside the project is integer epoch milliseconds, UTC."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+# RFC 3339 date-time: a date, 'T' (or space), a time, optional fraction, and a mandatory offset.
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+# Epoch milliseconds accepted as event time: 1970-01-01 up to year 9999.
+MAX_EPOCH_MS = 253_402_300_799_999
+
+
+def parse_ts(value: object) -> int:
+    """Return epoch milliseconds for an RFC 3339 string with offset or an integer epoch ms.
+
+    Raises ValueError with a message fit for a dead letter.
+    """
+    if isinstance(value, bool):
+        raise ValueError("must be an RFC 3339 string with offset or integer epoch milliseconds")
+    if isinstance(value, int):
+        if not 0 <= value <= MAX_EPOCH_MS:
+            raise ValueError(f"epoch milliseconds {value} out of range")
+        return value
+    if isinstance(value, str):
+        if not _RFC3339.match(value):
+            raise ValueError(f"{value[:64]!r} is not an RFC 3339 date-time with offset")
+        text = value.replace(" ", "T").replace("t", "T").replace("z", "Z")
+        frac = re.search(r"\.(\d+)", text)
+        if frac and len(frac.group(1)) > 6:  # fromisoformat takes at most microseconds
+            text = text.replace(frac.group(0), "." + frac.group(1)[:6])
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"{value[:64]!r} is not a valid date-time: {exc}") from None
+        return int(parsed.timestamp() * 1000) if parsed.microsecond == 0 else _exact_ms(parsed)
+    raise ValueError("must be an RFC 3339 string with offset or integer epoch milliseconds")
+
+
+def _exact_ms(parsed: datetime) -> int:
+    # Avoid float rounding: whole seconds from timestamp(), milliseconds from the fraction.
+    whole = int(parsed.replace(microsecond=0).timestamp())
+    return whole * 1000 + parsed.microsecond // 1000
+
+
+def format_ts(ms: int) -> str:
+    """RFC 3339 in UTC with milliseconds, e.g. ``2026-11-29T10:15:03.123Z``."""
+    seconds, millis = divmod(ms, 1000)
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
+
+
+def now_ms() -> int:
+    return int(datetime.now(tz=UTC).timestamp() * 1000)
+
+
+def now_rfc3339() -> str:
+    return format_ts(now_ms())

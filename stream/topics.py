@@ -1,0 +1,37 @@
+"""Topic names of the contract and their creation before the worker starts.
+
+Faust would auto-create missing topics with the broker's default partition count, and a
+table whose changelog disagrees with its source topic then refuses to run; so the worker
+creates every topic itself, up front, with one partition count.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+EVENTS = "events"
+DEAD_LETTERS = "events.dlq"
+BY_SELLER = "events.by_seller"  # internal: purchases and reviews re-keyed by seller
+ALERT_TOPICS = {"fraud": "alerts.fraud", "brushing": "alerts.brushing", "churn": "alerts.churn"}
+
+
+def ensure_topics(
+    bootstrap: str, names: list[str], partitions: int, timeout: float = 30.0
+) -> dict[str, int]:
+    """Create missing topics; return each topic's actual partition count."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = admin.list_topics(timeout=timeout).topics
+    missing = [n for n in names if n not in existing]
+    if missing:
+        futures = admin.create_topics(
+            [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing],
+            operation_timeout=timeout,
+        )
+        for name, fut in futures.items():
+            try:
+                fut.result()
+            except Exception as exc:  # a concurrent worker may have created it first
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
+    metadata = admin.list_topics(timeout=timeout).topics
+    return {n: len(metadata[n].partitions) for n in names if n in metadata}

@@ -133,10 +133,15 @@ def _add_views(app: faust.App, metrics: Metrics, users: Any, sellers: Any) -> No
         if raw is None:
             return web.json({"error": "unknown user"}, status=404)
         state = UserState.decode(raw)
-        return web.json({
-            "user_id": user_id, "first_ts": state.first_ts, "max_ts": state.max_ts,
-            "total": state.total, "events": [row_to_dict(r) for r in state.events],
-        })  # fmt: skip
+        return web.json(
+            {
+                "user_id": user_id,
+                "first_ts": state.first_ts,
+                "max_ts": state.max_ts,
+                "total": state.total,
+                "events": [row_to_dict(r) for r in state.events],
+            }
+        )
 
     @app.page("/sellers/{seller_id}")
     async def seller_view(web: Any, request: Any, seller_id: str) -> Any:

@@ -64,8 +64,16 @@ def ensure_jars() -> Path:
     if shutil.which("mvn") is None:
         raise BrokerError("Maven (mvn) is not installed; it is needed once to fetch the Kafka jars")
     lib.mkdir(parents=True, exist_ok=True)
-    cmd = ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-           f"-DoutputDirectory={lib}", "-DincludeScope=runtime"]  # fmt: skip
+    cmd = [
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={lib}",
+        "-DincludeScope=runtime",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = (done.stdout + done.stderr).strip().splitlines()[-1:] or ["no output"]
@@ -91,29 +99,31 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def _properties(cfg: BrokerConfig, controller_port: int) -> str:
     log_dir = (cfg.data_dir / "logs").resolve()
-    return "\n".join([
-        "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.voters=1@{cfg.host}:{controller_port}",
-        f"listeners=PLAINTEXT://{cfg.host}:{cfg.port},CONTROLLER://{cfg.host}:{controller_port}",
-        f"advertised.listeners=PLAINTEXT://{cfg.host}:{cfg.port}",
-        "controller.listener.names=CONTROLLER",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "inter.broker.listener.name=PLAINTEXT",
-        f"log.dirs={log_dir}",
-        f"num.partitions={cfg.partitions}",
-        "offsets.topic.replication.factor=1",
-        "offsets.topic.num.partitions=1",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "transaction.state.log.num.partitions=1",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.num.partitions=1",
-        "group.initial.rebalance.delay.ms=0",
-        "auto.create.topics.enable=true",
-        "log.retention.hours=168",
-        "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{cfg.host}:{controller_port}",
+            f"listeners=PLAINTEXT://{cfg.host}:{cfg.port},CONTROLLER://{cfg.host}:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://{cfg.host}:{cfg.port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={log_dir}",
+            f"num.partitions={cfg.partitions}",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "transaction.state.log.num.partitions=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.num.partitions=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "log.retention.hours=168",
+            "",
+        ]
+    )
 
 
 _LOG4J = """rootLogger.level=WARN
@@ -157,9 +167,17 @@ def start(cfg: BrokerConfig, timeout: float = 90.0) -> int:
     log4j.write_text(_LOG4J.format(path=(cfg.data_dir / "broker.log").resolve()))
     if not (cfg.data_dir / "logs" / "meta.properties").exists():
         _format_storage(classpath, props)
-    cmd = ["java", f"-Xmx{cfg.heap_mb}m", f"-Xms{cfg.heap_mb}m", "-XX:+UseG1GC",
-           f"-Dlog4j2.configurationFile={log4j.resolve()}", "-cp", classpath,
-           "kafka.Kafka", str(props)]  # fmt: skip
+    cmd = [
+        "java",
+        f"-Xmx{cfg.heap_mb}m",
+        f"-Xms{cfg.heap_mb}m",
+        "-XX:+UseG1GC",
+        f"-Dlog4j2.configurationFile={log4j.resolve()}",
+        "-cp",
+        classpath,
+        "kafka.Kafka",
+        str(props),
+    ]
     with open(cfg.data_dir / "broker.out", "ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     (cfg.data_dir / PID_FILE).write_text(str(proc.pid))
@@ -169,8 +187,17 @@ def start(cfg: BrokerConfig, timeout: float = 90.0) -> int:
 
 def _format_storage(classpath: str, props: Path) -> None:
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    cmd = ["java", "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-           "-c", str(props)]  # fmt: skip
+    cmd = [
+        "java",
+        "-cp",
+        classpath,
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        cluster_id,
+        "-c",
+        str(props),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise BrokerError(f"formatting Kafka storage failed: {done.stderr.strip()[-300:]}")

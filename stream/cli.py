@@ -47,10 +47,15 @@ def _worker(args: argparse.Namespace) -> int:
     from stream.worker import run_worker
 
     overrides = {
-        "broker": args.broker, "data_dir": args.data_dir, "web_port": args.web_port,
-        "model": args.model, "partitions": args.partitions, "app_id": args.app_id,
-        "topic_prefix": args.topic_prefix, "log_level": args.log_level,
-    }  # fmt: skip
+        "broker": args.broker,
+        "data_dir": args.data_dir,
+        "web_port": args.web_port,
+        "model": args.model,
+        "partitions": args.partitions,
+        "app_id": args.app_id,
+        "topic_prefix": args.topic_prefix,
+        "log_level": args.log_level,
+    }
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     run_worker(settings)
     return 0
@@ -65,8 +70,12 @@ def _register_worker(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     add_option(p, "--partitions", type=int, help="partitions for topics it creates (default 8)")
     add_option(p, "--app-id", help="Kafka consumer group and state name (default fraudstream)")
     add_option(p, "--topic-prefix", help="prefix for every topic name (default none)")
-    add_option(p, "--log-level", choices=["crit", "error", "warn", "info", "debug"],
-               help="log level (default warn)")  # fmt: skip
+    add_option(
+        p,
+        "--log-level",
+        choices=["crit", "error", "warn", "info", "debug"],
+        help="log level (default warn)",
+    )
     p.set_defaults(func=_worker)
 
 

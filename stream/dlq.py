@@ -12,9 +12,13 @@ from stream.timeutil import now_rfc3339
 
 
 def dead_letter(
-    rejection: Rejected, topic: str, partition: int, offset: int, key: bytes | None,
+    rejection: Rejected,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
     raw: bytes | None,
-) -> bytes:  # fmt: skip
+) -> bytes:
     record: dict[str, Any] = {
         "error": rejection.message,
         "reason": rejection.reason,

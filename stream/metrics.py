@@ -27,36 +27,50 @@ class Metrics:
             "fraudstream_events_consumed", "Input messages consumed", registry=r
         )
         self.rejected = Counter(
-            "fraudstream_events_rejected", "Input messages sent to the dead-letter topic",
-            ["reason"], registry=r,
-        )  # fmt: skip
+            "fraudstream_events_rejected",
+            "Input messages sent to the dead-letter topic",
+            ["reason"],
+            registry=r,
+        )
         self.processed = Counter(
-            "fraudstream_events_processed", "Valid events by outcome (added, duplicate)",
-            ["outcome"], registry=r,
-        )  # fmt: skip
+            "fraudstream_events_processed",
+            "Valid events by outcome (added, duplicate)",
+            ["outcome"],
+            registry=r,
+        )
         self.alerts = Counter("fraudstream_alerts_emitted", "Alerts emitted", ["kind"], registry=r)
         self.event_to_alert = Histogram(
             "fraudstream_event_to_alert_latency_seconds",
             "From the event's append to Kafka to its alert's delivery",
-            ["kind"], buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            ["kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.processing = Histogram(
             "fraudstream_processing_latency_seconds",
             "Time spent handling one input message in the worker",
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.batch_size = Histogram(
-            "fraudstream_model_batch_size", "Sequences per model call", buckets=BATCH_BUCKETS,
+            buckets=LATENCY_BUCKETS,
             registry=r,
-        )  # fmt: skip
+        )
+        self.batch_size = Histogram(
+            "fraudstream_model_batch_size",
+            "Sequences per model call",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
         self.batch_latency = Histogram(
-            "fraudstream_model_batch_latency_seconds", "Model call latency", ["backend"],
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "fraudstream_model_batch_latency_seconds",
+            "Model call latency",
+            ["backend"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.lag = Gauge(
-            "fraudstream_consumer_lag", "Messages behind the end of each input partition",
-            ["partition"], registry=r,
-        )  # fmt: skip
+            "fraudstream_consumer_lag",
+            "Messages behind the end of each input partition",
+            ["partition"],
+            registry=r,
+        )
         self.model_info = Info(
             "fraudstream_model", "The loaded model bundle and backend", registry=r
         )

@@ -26,7 +26,7 @@ from stream.state import (
     SellerState,
     StateLimits,
     UserState,
-)  # fmt: skip
+)
 
 VIEWING = frozenset({TYPE_CODE["item_view"], TYPE_CODE["add_to_cart"]})
 SELLER_SIDE = frozenset({"purchase", "review"})
@@ -87,12 +87,19 @@ def _fraud(
     evidence = list(dict.fromkeys(e for h in hits for e in h.evidence))
     return [
         Detection(
-            kind="fraud", subject_type="user", subject_id=event.user_id, score=hits[0].score,
-            threshold=cfg.rules.threshold, event_id=event.event_id, event_ts=event.ts,
-            reasons=tuple(reasons), evidence_event_ids=tuple(evidence),
-            user_id=event.user_id, seller_id=event.seller_id,
+            kind="fraud",
+            subject_type="user",
+            subject_id=event.user_id,
+            score=hits[0].score,
+            threshold=cfg.rules.threshold,
+            event_id=event.event_id,
+            event_ts=event.ts,
+            reasons=tuple(reasons),
+            evidence_event_ids=tuple(evidence),
+            user_id=event.user_id,
+            seller_id=event.seller_id,
         )
-    ]  # fmt: skip
+    ]
 
 
 def _seller_record(
@@ -110,10 +117,20 @@ def _seller_record(
         if r is not trigger and r[TS] <= event.ts
     )
     row: Row = [
-        event.ts, event.event_id, event.user_id, event.type, event.amount, event.rating,
-        1 if browsed else 0, event.ts - state.first_ts, state.total, event.device_id, event.ip,
-        event.order_id, event.item_id,
-    ]  # fmt: skip
+        event.ts,
+        event.event_id,
+        event.user_id,
+        event.type,
+        event.amount,
+        event.rating,
+        1 if browsed else 0,
+        event.ts - state.first_ts,
+        state.total,
+        event.device_id,
+        event.ip,
+        event.order_id,
+        event.item_id,
+    ]
     return event.seller_id, row
 
 
@@ -143,9 +160,17 @@ def _brushing_detection(
     window = f"w{row[S_TS] // cfg.brushing_cooldown_ms}"
     return [
         Detection(
-            kind="brushing", subject_type="seller", subject_id=seller_id, score=hit.score,
-            threshold=cfg.rules.threshold, event_id=row[S_EID], event_ts=row[S_TS],
-            reasons=hit.reasons, evidence_event_ids=hit.evidence, user_id=None,
-            seller_id=seller_id, window=window,
+            kind="brushing",
+            subject_type="seller",
+            subject_id=seller_id,
+            score=hit.score,
+            threshold=cfg.rules.threshold,
+            event_id=row[S_EID],
+            event_ts=row[S_TS],
+            reasons=hit.reasons,
+            evidence_event_ids=hit.evidence,
+            user_id=None,
+            seller_id=seller_id,
+            window=window,
         )
-    ]  # fmt: skip
+    ]

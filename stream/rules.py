@@ -51,7 +51,7 @@ from stream.state import (
     TYPE,
     TYPE_CODE,
     Row,
-)  # fmt: skip
+)
 
 HOUR_MS = 3600 * 1000
 PAYMENT, PURCHASE = TYPE_CODE["payment"], TYPE_CODE["purchase"]
@@ -102,11 +102,15 @@ def card_testing(window: list[Row], trigger: Row, cfg: RuleConfig) -> RuleHit | 
     score = 0.5 + 0.1 * (len(failed) - cfg.card_min_failed)
     score += 0.1 * (len(instruments) - cfg.card_min_instruments)
     reasons = [
-        Reason("card_testing.failed_payments",
-               f"{len(failed)} failed payments within {minutes:g} minutes"),
-        Reason("card_testing.instruments",
-               f"{len(instruments)} distinct payment instruments within {minutes:g} minutes"),
-    ]  # fmt: skip
+        Reason(
+            "card_testing.failed_payments",
+            f"{len(failed)} failed payments within {minutes:g} minutes",
+        ),
+        Reason(
+            "card_testing.instruments",
+            f"{len(instruments)} distinct payment instruments within {minutes:g} minutes",
+        ),
+    ]
     small = [r for r in payments if (r[AMOUNT] or 0.0) < 5.0]
     if len(small) >= cfg.card_min_failed:
         score += 0.1
@@ -128,8 +132,11 @@ def account_takeover(window: list[Row], trigger: Row, cfg: RuleConfig) -> RuleHi
         updates = [r for r in recent[i + 1 :] if r[TYPE] == ACCOUNT_UPDATE and r[TS] <= trigger[TS]]
         if not updates:
             continue
-        earlier = [r[AMOUNT] for r in window if r[TS] < login[TS] and r[TYPE] == PURCHASE
-                   and r[AMOUNT] is not None]  # fmt: skip
+        earlier = [
+            r[AMOUNT]
+            for r in window
+            if r[TS] < login[TS] and r[TYPE] == PURCHASE and r[AMOUNT] is not None
+        ]
         typical = statistics.median(earlier) if earlier else 0.0
         floor = max(cfg.ato_min_amount, cfg.ato_amount_ratio * typical)
         if amount < floor:
@@ -141,12 +148,16 @@ def account_takeover(window: list[Row], trigger: Row, cfg: RuleConfig) -> RuleHi
 def _ato_hit(login: Row, update: Row, trigger: Row, floor: float, typical: float) -> RuleHit:
     score = 0.6
     reasons = [
-        Reason("ato.new_device_country",
-               f"login from new device {login[DEVICE]} in new country {login[COUNTRY]}"),
+        Reason(
+            "ato.new_device_country",
+            f"login from new device {login[DEVICE]} in new country {login[COUNTRY]}",
+        ),
         Reason("ato.account_update", "account details changed after that login"),
-        Reason("ato.large_amount",
-               f"amount {trigger[AMOUNT]:.2f} >= {floor:.2f} (typical {typical:.2f})"),
-    ]  # fmt: skip
+        Reason(
+            "ato.large_amount",
+            f"amount {trigger[AMOUNT]:.2f} >= {floor:.2f} (typical {typical:.2f})",
+        ),
+    ]
     if login[FLAGS] & NEW_IP:
         score += 0.1
         reasons.append(Reason("ato.new_ip", "the login came from a new IP address"))
@@ -218,9 +229,14 @@ def _shared_identity(buys: list[Row], buyers: set[str], cfg: RuleConfig) -> list
 
 def _fast_reviews(recent: list[Row], buys: list[Row], cfg: RuleConfig) -> list[Reason]:
     bought_at = {r[S_ORDER]: r[S_TS] for r in buys if r[S_ORDER] is not None}
-    fast = [r for r in recent if r[S_KIND] == "review" and r[S_RATING] == 5
-            and r[S_ORDER] in bought_at and r[S_TS] - bought_at[r[S_ORDER]]
-            <= cfg.brushing_fast_review_ms]  # fmt: skip
+    fast = [
+        r
+        for r in recent
+        if r[S_KIND] == "review"
+        and r[S_RATING] == 5
+        and r[S_ORDER] in bought_at
+        and r[S_TS] - bought_at[r[S_ORDER]] <= cfg.brushing_fast_review_ms
+    ]
     if len(fast) * 2 >= len(buys):
         hours = cfg.brushing_fast_review_ms // HOUR_MS
         return [

@@ -18,13 +18,35 @@ MAX_MESSAGE_BYTES: Final = 64 * 1024
 MAX_ATTRS_BYTES: Final = 4 * 1024
 
 EVENT_TYPES: Final = (
-    "login", "logout", "page_view", "search", "item_view", "add_to_cart", "remove_from_cart",
-    "checkout", "payment", "purchase", "refund", "review", "account_update",
-)  # fmt: skip
+    "login",
+    "logout",
+    "page_view",
+    "search",
+    "item_view",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout",
+    "payment",
+    "purchase",
+    "refund",
+    "review",
+    "account_update",
+)
 EventType = Literal[
-    "login", "logout", "page_view", "search", "item_view", "add_to_cart", "remove_from_cart",
-    "checkout", "payment", "purchase", "refund", "review", "account_update",
-]  # fmt: skip
+    "login",
+    "logout",
+    "page_view",
+    "search",
+    "item_view",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout",
+    "payment",
+    "purchase",
+    "refund",
+    "review",
+    "account_update",
+]
 
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 OptStr = Annotated[str | None, Field(default=None, max_length=256)]

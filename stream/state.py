@@ -26,10 +26,25 @@ STATUS_NAME: Final = (None, "ok", "failed")
 TS, EID, TYPE, STATUS, AMOUNT, PRICE, QTY, SELLER, ITEM, CATEGORY, ORDER = range(11)
 DEVICE, IP, COUNTRY, INSTRUMENT, METHOD, RATING, FLAGS = range(11, 18)
 ROW_FIELDS: Final = (
-    "ts", "event_id", "type", "status", "amount", "price", "quantity", "seller_id", "item_id",
-    "category", "order_id", "device_id", "ip", "country", "instrument_id", "payment_method",
-    "rating", "flags",
-)  # fmt: skip
+    "ts",
+    "event_id",
+    "type",
+    "status",
+    "amount",
+    "price",
+    "quantity",
+    "seller_id",
+    "item_id",
+    "category",
+    "order_id",
+    "device_id",
+    "ip",
+    "country",
+    "instrument_id",
+    "payment_method",
+    "rating",
+    "flags",
+)
 
 # Novelty bits set when the event was inserted: first time this user showed that value.
 NEW_DEVICE, NEW_IP, NEW_COUNTRY, NEW_INSTRUMENT = 1, 2, 4, 8
@@ -56,11 +71,25 @@ class StateLimits:
 
 def event_row(event: Event, flags: int = 0) -> Row:
     return [
-        event.ts, event.event_id, TYPE_CODE[event.type], STATUS_CODE[event.status],
-        event.amount, event.price, event.quantity, event.seller_id, event.item_id,
-        event.category, event.order_id, event.device_id, event.ip, event.country,
-        event.instrument_id, event.payment_method, event.rating, flags,
-    ]  # fmt: skip
+        event.ts,
+        event.event_id,
+        TYPE_CODE[event.type],
+        STATUS_CODE[event.status],
+        event.amount,
+        event.price,
+        event.quantity,
+        event.seller_id,
+        event.item_id,
+        event.category,
+        event.order_id,
+        event.device_id,
+        event.ip,
+        event.country,
+        event.instrument_id,
+        event.payment_method,
+        event.rating,
+        flags,
+    ]
 
 
 def row_to_dict(row: Row) -> dict[str, Any]:
@@ -98,9 +127,16 @@ class UserState:
 
     def encode(self) -> bytes:
         return orjson.dumps(
-            [FORMAT_VERSION, self.first_ts, self.max_ts, self.total, self.events, self.known,
-             self.cooldowns]
-        )  # fmt: skip
+            [
+                FORMAT_VERSION,
+                self.first_ts,
+                self.max_ts,
+                self.total,
+                self.events,
+                self.known,
+                self.cooldowns,
+            ]
+        )
 
     def has_event(self, event_id: str) -> bool:
         return any(row[EID] == event_id for row in self.events)

@@ -11,16 +11,21 @@ from stream.topics import ALERT_TOPICS
 
 
 def tail_alerts(
-    broker: str, kind: str | None, from_beginning: bool, prefix: str = "",
+    broker: str,
+    kind: str | None,
+    from_beginning: bool,
+    prefix: str = "",
     max_messages: int | None = None,
-) -> int:  # fmt: skip
+) -> int:
     topics = [prefix + t for k, t in ALERT_TOPICS.items() if kind is None or k == kind]
-    consumer = Consumer({
-        "bootstrap.servers": broker,
-        "group.id": f"fraudstream-tail-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest" if from_beginning else "latest",
-        "enable.auto.commit": False,
-    })  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker,
+            "group.id": f"fraudstream-tail-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest" if from_beginning else "latest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe(topics)
     seen = 0
     try:

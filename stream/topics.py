@@ -12,11 +12,21 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 EVENTS = "events"
 DEAD_LETTERS = "events.dlq"
 BY_SELLER = "events.by_seller"  # internal: purchases and reviews re-keyed by seller
+TABLES = ("users", "sellers")  # the worker's RocksDB tables
 ALERT_TOPICS = {"fraud": "alerts.fraud", "brushing": "alerts.brushing", "churn": "alerts.churn"}
 
 
+def changelog_topic(app_id: str, table: str) -> str:
+    """Faust's name for a table's changelog topic."""
+    return f"{app_id}-{table}-changelog"
+
+
 def ensure_topics(
-    bootstrap: str, names: list[str], partitions: int, timeout: float = 30.0
+    bootstrap: str,
+    names: list[str],
+    partitions: int,
+    timeout: float = 30.0,
+    compacted: frozenset[str] = frozenset(),
 ) -> dict[str, int]:
     """Create missing topics; return each topic's actual partition count."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -24,7 +34,15 @@ def ensure_topics(
     missing = [n for n in names if n not in existing]
     if missing:
         futures = admin.create_topics(
-            [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in missing],
+            [
+                NewTopic(
+                    n,
+                    num_partitions=partitions,
+                    replication_factor=1,
+                    config={"cleanup.policy": "compact"} if n in compacted else {},
+                )
+                for n in missing
+            ],
             operation_timeout=timeout,
         )
         for name, fut in futures.items():

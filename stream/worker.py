@@ -7,19 +7,33 @@ import faust
 from stream.app import build_app
 from stream.metrics import Metrics
 from stream.settings import Settings
-from stream.topics import ALERT_TOPICS, BY_SELLER, DEAD_LETTERS, EVENTS, ensure_topics
+from stream.topics import (
+    ALERT_TOPICS,
+    BY_SELLER,
+    DEAD_LETTERS,
+    EVENTS,
+    TABLES,
+    changelog_topic,
+    ensure_topics,
+)
 
 
 def prepare_topics(settings: Settings) -> int:
     """Create the contract's topics if missing; return the input topic's partition count."""
     names = [settings.topic(n) for n in (EVENTS, DEAD_LETTERS, BY_SELLER, *ALERT_TOPICS.values())]
     counts = ensure_topics(settings.broker, names, settings.partitions)
-    events, by_seller = counts[settings.topic(EVENTS)], counts[settings.topic(BY_SELLER)]
-    if events != by_seller:
-        raise RuntimeError(
-            f"topic {settings.topic(BY_SELLER)} has {by_seller} partitions but "
-            f"{settings.topic(EVENTS)} has {events}; they must match"
-        )
+    events = counts[settings.topic(EVENTS)]
+    # Tables are co-partitioned with their source topics: the changelogs and the seller
+    # topic must have exactly as many partitions as the input. Creating the changelogs here
+    # avoids a start-up race in which an agent sees a changelog with no partitions yet.
+    changelogs = [changelog_topic(settings.app_id, t) for t in TABLES]
+    counts |= ensure_topics(settings.broker, changelogs, events, compacted=frozenset(changelogs))
+    for name in (settings.topic(BY_SELLER), *changelogs):
+        if counts[name] != events:
+            raise RuntimeError(
+                f"topic {name} has {counts[name]} partitions but {settings.topic(EVENTS)} "
+                f"has {events}; they must match"
+            )
     return events
 
 

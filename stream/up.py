@@ -1,0 +1,163 @@
+"""``fraudstream up``: the embedded local stack on one machine.
+
+Starts (or reuses) the local broker, one worker, and live traffic; prints where alerts and
+metrics are and a line per alert; Ctrl-C stops what it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+from confluent_kafka import Consumer, Producer
+
+from stream import broker
+from stream.cliutil import CommandError
+from stream.topics import ALERT_TOPICS, EVENTS
+from stream.traffic import LiveTraffic
+
+
+def run_up(args: argparse.Namespace) -> int:
+    data = Path(args.data_dir)
+    cfg = broker.BrokerConfig(data_dir=data / "kafka", port=args.port)
+    started_broker = _ensure_broker(cfg)
+    worker = _start_worker(cfg.bootstrap, data / "worker", args.web_port)
+    stop = threading.Event()
+    try:
+        _wait_http(f"http://127.0.0.1:{args.web_port}/metrics", worker, 120.0)
+        print(f"broker     {cfg.bootstrap} (data in {cfg.data_dir})")
+        print(f"metrics    http://127.0.0.1:{args.web_port}/metrics")
+        print(f"user state http://127.0.0.1:{args.web_port}/users/<user_id>")
+        print(
+            f"alerts     fraudstream alerts tail --broker {cfg.bootstrap}   (topics "
+            f"{', '.join(ALERT_TOPICS.values())})"
+        )
+        print("dashboard  deploy/grafana (see README: Metrics and dashboards)")
+        print(
+            f"traffic    about {args.rate:g} events/s into '{EVENTS}'; Ctrl-C stops all", flush=True
+        )
+        threading.Thread(
+            target=_produce, args=(cfg.bootstrap, args.rate, stop), daemon=True
+        ).start()
+        _print_alerts(cfg.bootstrap, worker, stop, args.duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        _stop_worker(worker)
+        if started_broker:
+            broker.stop(cfg.data_dir)
+        print("stopped", flush=True)
+    return 0
+
+
+def _ensure_broker(cfg: broker.BrokerConfig) -> bool:
+    if broker.read_pid(cfg.data_dir) is not None:
+        return False  # ours from an earlier run; leave it running afterwards too
+    if not broker.port_free(cfg.host, cfg.port):
+        raise CommandError(f"port {cfg.port} is in use by something else; pass --port")
+    print(f"starting Kafka broker on {cfg.bootstrap} ...", flush=True)
+    broker.start(cfg)
+    return True
+
+
+def _start_worker(bootstrap: str, data_dir: Path, web_port: int) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "stream.cli",
+        "worker",
+        "--broker",
+        bootstrap,
+        "--data-dir",
+        str(data_dir),
+        "--web-port",
+        str(web_port),
+    ]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = open(data_dir / "worker.log", "ab")  # noqa: SIM115 - the worker outlives this call
+    print(f"starting worker (log in {data_dir / 'worker.log'}) ...", flush=True)
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise CommandError(f"the worker exited with code {proc.returncode}; see its log")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
+            if resp.status == 200:
+                return
+        time.sleep(0.5)
+    raise CommandError(f"the worker did not serve {url} within {timeout:.0f}s")
+
+
+def _produce(bootstrap: str, rate: float, stop: threading.Event) -> None:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
+    )
+    interval = 1.0 / max(rate, 0.1)
+    next_at = time.monotonic()
+    for event in LiveTraffic():
+        if stop.is_set():
+            break
+        producer.produce(EVENTS, key=event["user_id"].encode(), value=orjson.dumps(event))
+        producer.poll(0)
+        next_at += interval
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    producer.flush(5)
+
+
+def _print_alerts(
+    bootstrap: str, worker: subprocess.Popen[bytes], stop: threading.Event, duration: float | None
+) -> None:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"fraudstream-up-{os.getpid()}",
+            "auto.offset.reset": "latest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe(list(ALERT_TOPICS.values()))
+    deadline = None if duration is None else time.monotonic() + duration
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise CommandError(f"the worker exited with code {worker.returncode}")
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            alert = orjson.loads(msg.value() or b"{}")
+            top = alert["reasons"][0]["detail"] if alert.get("reasons") else ""
+            print(
+                f"ALERT {alert['kind']:<8} {alert['subject']['type']} {alert['subject']['id']} "
+                f"score={alert['score']:.2f} {top}",
+                flush=True,
+            )
+    finally:
+        consumer.close()
+
+
+def _stop_worker(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from stream.schema import Rejected, parse_event
+
+GOOD = {
+    "event_id": "e1", "ts": "2026-11-29T10:15:03.123Z", "user_id": "u1", "type": "payment",
+    "amount": 12.5, "currency": "EUR", "ip": "2001:db8::1", "country": "DE", "status": "failed",
+    "attrs": {"coupon": "X"}, "unknown_field": [1, 2],
+}
+
+
+def test_accepts_contract_event_and_normalises_ts() -> None:
+    event = parse_event(orjson.dumps(GOOD))
+    assert event.ts == 1795947303123
+    assert event.amount == 12.5 and event.ip == "2001:db8::1"
+    assert parse_event(orjson.dumps({**GOOD, "ts": 1795947303123})).ts == event.ts
+    offset = {**GOOD, "ts": "2026-11-29T11:15:03.123+01:00"}
+    assert parse_event(orjson.dumps(offset)).ts == event.ts
+
+
+def with_(**changes: object) -> bytes:
+    return orjson.dumps({**GOOD, **changes})
+
+
+def without(field: str) -> bytes:
+    return orjson.dumps({k: v for k, v in GOOD.items() if k != field})
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "needle"),
+    [
+        (b"{not json", "invalid_json", "invalid JSON"),
+        (b"\xff\xfe\x00", "not_utf8", "UTF-8"),
+        (b"[1, 2]", "not_object", "JSON object"),
+        (b"x" * (64 * 1024 + 1), "oversize", "exceeds 65536"),
+        (without("event_id"), "missing_field", "'event_id'"),
+        (without("ts"), "missing_field", "'ts'"),
+        (without("user_id"), "missing_field", "'user_id'"),
+        (with_(type="teleport"), "unknown_type", "'type'"),
+        (with_(ts="2026-11-29T10:15:03"), "invalid_field", "'ts'"),
+        (with_(ts=True), "invalid_field", "'ts'"),
+        (with_(user_id=""), "invalid_field", "'user_id'"),
+        (with_(event_id="e" * 129), "invalid_field", "'event_id'"),
+        (with_(amount=-1), "invalid_field", "'amount'"),
+        (with_(price="3.10"), "invalid_field", "'price'"),
+        (with_(quantity=0), "invalid_field", "'quantity'"),
+        (with_(ip="999.1.1.1"), "invalid_field", "'ip'"),
+        (with_(currency="eur"), "invalid_field", "'currency'"),
+        (with_(country="DEU"), "invalid_field", "'country'"),
+        (with_(status="maybe"), "invalid_field", "'status'"),
+        (with_(rating=6), "invalid_field", "'rating'"),
+        (with_(attrs={"blob": "z" * 5000}), "invalid_field", "'attrs'"),
+        (with_(attrs=[1]), "invalid_field", "'attrs'"),
+    ],
+)
+def test_rejections_name_the_field(raw: bytes, reason: str, needle: str) -> None:
+    with pytest.raises(Rejected) as info:
+        parse_event(raw)
+    assert info.value.reason == reason
+    assert needle in info.value.message
+
+
+def test_tombstone_is_rejected() -> None:
+    with pytest.raises(Rejected, match="no value"):
+        parse_event(None)

@@ -18,9 +18,11 @@ import orjson
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from stream.alerts import RULES_MODEL_VERSION, Detection, to_alert
+from stream.batching import CoalescedTable
 from stream.dlq import dead_letter
 from stream.errors import Action, as_rejection, decide
 from stream.metrics import Metrics
+from stream.output import KafkaOutput
 from stream.processor import process_seller_record, process_user_event
 from stream.schema import Rejected, parse_event
 from stream.settings import Settings
@@ -45,12 +47,11 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         broker_commit_interval=settings.commit_interval_seconds,
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=60.0,
+        producer_linger=settings.producer_linger_ms / 1000.0,
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.topic(EVENTS), partitions=partitions, **raw)
     by_seller = app.topic(settings.topic(BY_SELLER), partitions=partitions, **raw)
-    dlq = app.topic(settings.topic(DEAD_LETTERS), **raw)
-    alert_topics = {k: app.topic(settings.topic(t), **raw) for k, t in ALERT_TOPICS.items()}
     # bytes in and out: state values are encoded by stream.state, keys are ids.
     users = app.Table("users", partitions=partitions, key_type=bytes, value_type=bytes)
     sellers = app.Table("sellers", partitions=partitions, key_type=bytes, value_type=bytes)
@@ -58,63 +59,99 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     model_version = RULES_MODEL_VERSION
     metrics.model_info.info({"version": model_version, "backend": "rules"})
 
-    async def reject(ev: Any, rejection: Rejected) -> None:
+    out = KafkaOutput(settings.broker, settings.kafka_client_config())
+    dlq_topic, seller_topic = settings.topic(DEAD_LETTERS), settings.topic(BY_SELLER)
+    alert_topics = {k: settings.topic(t) for k, t in ALERT_TOPICS.items()}
+    batch_max, batch_wait = settings.batch_max, settings.batch_wait_ms / 1000.0
+
+    def reject(ev: Any, exc: BaseException) -> None:
+        rejection = as_rejection(exc)
         msg = ev.message
         record = dead_letter(rejection, msg.topic, msg.partition, msg.offset, ev.key, ev.value)
-        await dlq.send(key=ev.key, value=record)
+        out.send(dlq_topic, ev.key, record)
         metrics.rejected.labels(rejection.reason).inc()
 
-    async def emit(ev: Any, detections: list[Detection]) -> None:
-        for det in detections:
-            alert = to_alert(det, model_version)
-            fut = await alert_topics[det.kind].send(
-                key=det.subject_id.encode(), value=orjson.dumps(alert)
-            )
-            await fut  # delivered before the state that records it is written
-            metrics.alerts.labels(det.kind).inc()
-            metrics.event_to_alert.labels(det.kind).observe(
-                max(0.0, time.time() - ev.message.timestamp)
-            )
-
-    async def handle_event(ev: Any) -> None:
+    def handle_event(ev: Any, table: CoalescedTable, fired: list[tuple[Any, Detection]]) -> None:
         event = parse_event(ev.value)
         if ev.key != event.user_id.encode():
-            raise Rejected("bad_key", f"key: message key {ev.key!r} must equal user_id")
-        result = process_user_event(users.get(ev.key), event, cfg)
+            key = ev.key.decode("utf-8", "replace") if ev.key is not None else None
+            raise Rejected(
+                "bad_key", f"key: message key {key!r} must equal user_id {event.user_id!r}"
+            )
+        result = process_user_event(table.get(ev, ev.key), event, cfg)
         if result.outcome == "late":
             raise Rejected("late", "field 'ts': event is older than the allowed lateness")
         metrics.processed.labels(result.outcome).inc()
-        await emit(ev, result.detections)
+        fired.extend((ev, det) for det in result.detections)
         if result.seller_record is not None:
             seller_id, row = result.seller_record
-            await by_seller.send(key=seller_id.encode(), value=orjson.dumps(row))
+            out.send(seller_topic, seller_id.encode(), orjson.dumps(row))
         if result.state is not None:
-            users[ev.key] = result.state
+            table.put(ev, ev.key, result.state)
 
-    async def handle_seller(ev: Any) -> None:
-        seller_id = ev.key.decode()
-        result = process_seller_record(sellers.get(ev.key), seller_id, orjson.loads(ev.value), cfg)
-        await emit(ev, result.detections)
+    def handle_seller(ev: Any, table: CoalescedTable, fired: list[tuple[Any, Detection]]) -> None:
+        row = orjson.loads(ev.value)
+        result = process_seller_record(table.get(ev, ev.key), ev.key.decode(), row, cfg)
+        fired.extend((ev, det) for det in result.detections)
         if result.state is not None:
-            sellers[ev.key] = result.state
+            table.put(ev, ev.key, result.state)
+
+    user_table, seller_table = CoalescedTable(users), CoalescedTable(sellers)
+
+    async def finish(table: CoalescedTable, fired: list[tuple[Any, Detection]]) -> None:
+        """Alerts are delivered before the state that records them is written: a crash in
+        between repeats an alert (same id), never loses one. Everything else is flushed
+        before offsets are committed (``flush_before_commit``)."""
+        if fired:
+            for _, det in fired:
+                alert = to_alert(det, model_version)
+                out.send(alert_topics[det.kind], det.subject_id.encode(), orjson.dumps(alert))
+            await out.flush()
+            now = time.time()
+            for ev, det in fired:
+                metrics.alerts.labels(det.kind).inc()
+                latency = max(0.0, now - ev.message.timestamp)
+                metrics.event_to_alert.labels(det.kind).observe(latency)
+        table.write_back(out)
+
+    faust_flush = app.producer.flush
+
+    async def flush_before_commit() -> None:
+        await out.flush()
+        user_table.persist_offsets(out)
+        seller_table.persist_offsets(out)
+        await faust_flush()
+
+    # Faust flushes its producer right before every offset commit; ours joins in.
+    app.producer.flush = flush_before_commit  # type: ignore[method-assign]
 
     @app.agent(events, name="fraudstream.events")
     async def user_agent(stream: Any) -> None:
-        async for ev in stream.events():
+        table = user_table
+        async for batch in stream.take_events(batch_max, within=batch_wait):
             started = time.perf_counter()
-            metrics.consumed.inc()
-            try:
-                await handle_event(ev)
-            except Exception as exc:
-                if decide(exc) is Action.CRASH:
-                    raise
-                await reject(ev, as_rejection(exc))
-            metrics.processing.observe(time.perf_counter() - started)
+            fired: list[tuple[Any, Detection]] = []
+            for ev in batch:
+                try:
+                    handle_event(ev, table, fired)
+                except Exception as exc:
+                    if decide(exc) is Action.CRASH:
+                        raise
+                    reject(ev, exc)
+            await finish(table, fired)
+            metrics.consumed.inc(len(batch))
+            elapsed = time.perf_counter() - started
+            for _ in batch:
+                metrics.processing.observe(elapsed)
 
     @app.agent(by_seller, name="fraudstream.sellers")
     async def seller_agent(stream: Any) -> None:
-        async for ev in stream.events():
-            await handle_seller(ev)
+        table = seller_table
+        async for batch in stream.take_events(batch_max, within=batch_wait):
+            fired: list[tuple[Any, Detection]] = []
+            for ev in batch:
+                handle_seller(ev, table, fired)
+            await finish(table, fired)
 
     _add_views(app, metrics, users, sellers)
     _add_monitoring(app, metrics, settings.topic(EVENTS), users, sellers)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from stream import __version__
 from stream.cliutil import CommandError, add_option, fail
+from stream.simulate.cli import register as register_simulate
 
 
 def _broker_start(args: argparse.Namespace) -> int:
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     _register_broker(sub)
     _register_worker(sub)
     _register_alerts(sub)
+    register_simulate(sub)  # generate, and replay
     return parser
 
 

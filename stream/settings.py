@@ -33,11 +33,29 @@ class Settings(BaseSettings):
     fraud_cooldown_seconds: float = Field(default=3600, ge=0)
     brushing_cooldown_seconds: float = Field(default=6 * 3600, gt=0)
     commit_interval_seconds: float = Field(default=1.0, gt=0)
+    # Batches changelog and seller-topic writes; alerts wait at most this long too.
+    producer_linger_ms: float = Field(default=2.0, ge=0)
+    # Micro-batches: up to batch_max events, waiting at most batch_wait_ms for more.
+    batch_max: int = Field(default=500, ge=1)
+    batch_wait_ms: float = Field(default=2.0, ge=0)
     # Kafka security for real clusters; the secret is never printed.
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka settings for security; empty for a plaintext local broker."""
+        config: dict[str, str] = {}
+        if self.security_protocol != "PLAINTEXT":
+            config["security.protocol"] = self.security_protocol
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password is not None:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        return config
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -7,6 +7,8 @@ creates every topic itself, up front, with one partition count.
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 EVENTS = "events"
@@ -51,5 +53,15 @@ def ensure_topics(
             except Exception as exc:  # a concurrent worker may have created it first
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
-    metadata = admin.list_topics(timeout=timeout).topics
-    return {n: len(metadata[n].partitions) for n in names if n in metadata}
+    # New topics reach the metadata cache a moment after creation: wait until all are seen.
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = admin.list_topics(timeout=timeout).topics
+        counts = {n: len(metadata[n].partitions) for n in names if n in metadata}
+        if all(counts.get(n) for n in names):
+            return counts
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"topics not visible after creation: {sorted(set(names) - set(counts))}"
+            )
+        time.sleep(0.2)

@@ -23,7 +23,14 @@ def ev(user: str = "u1", type_: str = "page_view", ts: int = T0, **fields: Any) 
 def card_testing(user: str, start: int = T0, n: int = 4) -> list[dict[str, Any]]:
     """``n`` small failed payments on ``n`` instruments, a minute apart."""
     return [
-        ev(user, "payment", start + i * 60_000, status="failed", amount=1.0,
-           instrument_id=f"card-{user}-{i}", currency="EUR")
+        ev(
+            user,
+            "payment",
+            start + i * 60_000,
+            status="failed",
+            amount=1.0,
+            instrument_id=f"card-{user}-{i}",
+            currency="EUR",
+        )
         for i in range(n)
     ]

@@ -10,9 +10,16 @@ from stream.dlq import dead_letter
 from stream.schema import Rejected
 
 DET = Detection(
-    kind="fraud", subject_type="user", subject_id="u1", score=0.7, threshold=0.5,
-    event_id="e9", event_ts=1795947303123, reasons=(Reason("r", "why"),),
-    evidence_event_ids=("e7", "e9"), user_id="u1",
+    kind="fraud",
+    subject_type="user",
+    subject_id="u1",
+    score=0.7,
+    threshold=0.5,
+    event_id="e9",
+    event_ts=1795947303123,
+    reasons=(Reason("r", "why"),),
+    evidence_event_ids=("e7", "e9"),
+    user_id="u1",
 )
 
 
@@ -36,12 +43,14 @@ def test_alert_without_reasons_is_refused() -> None:
 
 
 def test_dead_letter_keeps_text_and_base64() -> None:
-    rec = orjson.loads(dead_letter(Rejected("invalid_json", "value: bad"), "events", 3, 42,
-                                   b"u1", b"{oops"))
+    rec = orjson.loads(
+        dead_letter(Rejected("invalid_json", "value: bad"), "events", 3, 42, b"u1", b"{oops")
+    )
     assert rec["error"] == "value: bad" and rec["source_topic"] == "events"
     assert (rec["partition"], rec["offset"], rec["key"], rec["raw"]) == (3, 42, "u1", "{oops")
     assert "raw_encoding" not in rec and rec["received_at"].endswith("Z")
-    binary = orjson.loads(dead_letter(Rejected("not_utf8", "value: x"), "events", 0, 1, None,
-                                      b"\xff\x00"))
+    binary = orjson.loads(
+        dead_letter(Rejected("not_utf8", "value: x"), "events", 0, 1, None, b"\xff\x00")
+    )
     assert binary["raw_encoding"] == "base64" and binary["key"] is None
     assert base64.b64decode(binary["raw"]) == b"\xff\x00"

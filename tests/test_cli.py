@@ -35,9 +35,20 @@ def test_failure_is_one_line_on_stderr_with_nonzero_exit(tmp_path: object) -> No
         sock.bind(("127.0.0.1", busy))
         sock.listen()
         done = subprocess.run(
-            [sys.executable, "-m", "stream.cli", "broker", "start", "--port", str(busy),
-             "--data-dir", str(tmp_path)],
-            capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                "-m",
+                "stream.cli",
+                "broker",
+                "start",
+                "--port",
+                str(busy),
+                "--data-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
@@ -51,6 +62,8 @@ def test_missing_java_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path
         broker.start(cfg)
 
 
-def test_stop_without_broker_fails_cleanly(tmp_path: object, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stop_without_broker_fails_cleanly(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["broker", "stop", "--data-dir", str(tmp_path)]) == 1
     assert "no broker" in capsys.readouterr().err

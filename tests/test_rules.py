@@ -38,14 +38,18 @@ def test_card_testing_fires_once_with_evidence() -> None:
 
 
 def test_card_testing_quiet_for_honest_retries_on_one_card() -> None:
-    events = [ev("u2", "payment", T0 + i * MIN, status="failed", amount=40.0,
-                 instrument_id="my-card") for i in range(5)]
+    events = [
+        ev("u2", "payment", T0 + i * MIN, status="failed", amount=40.0, instrument_id="my-card")
+        for i in range(5)
+    ]
     assert run(events)[1] == []
 
 
 def test_card_testing_quiet_when_failures_are_spread_out() -> None:
-    events = [ev("u3", "payment", T0 + i * 30 * MIN, status="failed", amount=1.0,
-                 instrument_id=f"c{i}") for i in range(5)]
+    events = [
+        ev("u3", "payment", T0 + i * 30 * MIN, status="failed", amount=1.0, instrument_id=f"c{i}")
+        for i in range(5)
+    ]
     assert run(events)[1] == []
 
 
@@ -56,14 +60,16 @@ def history(user: str) -> list[dict[str, Any]]:
     ] + [ev(user, "purchase", T0 + 4 * HOUR, amount=50.0, device_id="home", country="DE")]
 
 
-def takeover(user: str, amount: float, update: bool = True,
-             device: str = "evil", country: str = "BR") -> list[dict[str, Any]]:
+def takeover(
+    user: str, amount: float, update: bool = True, device: str = "evil", country: str = "BR"
+) -> list[dict[str, Any]]:
     t = T0 + 10 * HOUR
     seq = [ev(user, "login", t, status="ok", device_id=device, country=country, ip="203.0.113.9")]
     if update:
         seq.append(ev(user, "account_update", t + MIN, device_id=device))
-    seq.append(ev(user, "purchase", t + 2 * MIN, amount=amount, device_id=device,
-                  instrument_id="new-card"))
+    seq.append(
+        ev(user, "purchase", t + 2 * MIN, amount=amount, device_id=device, instrument_id="new-card")
+    )
     return seq
 
 
@@ -96,10 +102,30 @@ def brushing_ring(seller: str, n: int = 12) -> list[dict[str, Any]]:
     events = []
     for i in range(n):
         user, t, order = f"fake-{seller}-{i}", T0 + i * 10 * MIN, f"o-{seller}-{i}"
-        events.append(ev(user, "purchase", t, seller_id=seller, item_id="cheap", amount=1.5,
-                         order_id=order, device_id="farm-1", ip="198.51.100.7"))
-        events.append(ev(user, "review", t + 20 * MIN, seller_id=seller, item_id="cheap",
-                         rating=5, order_id=order))
+        events.append(
+            ev(
+                user,
+                "purchase",
+                t,
+                seller_id=seller,
+                item_id="cheap",
+                amount=1.5,
+                order_id=order,
+                device_id="farm-1",
+                ip="198.51.100.7",
+            )
+        )
+        events.append(
+            ev(
+                user,
+                "review",
+                t + 20 * MIN,
+                seller_id=seller,
+                item_id="cheap",
+                rating=5,
+                order_id=order,
+            )
+        )
     return events
 
 
@@ -108,10 +134,28 @@ def flash_sale(seller: str, n: int = 30) -> list[dict[str, Any]]:
     for i in range(n):
         user, t = f"loyal-{seller}-{i}", T0 + i * MIN
         events += history(user)[:1]  # an established account with its own device
-        events.append(ev(user, "item_view", T0 + 5 * HOUR + i * MIN, seller_id=seller,
-                         item_id="deal", device_id=f"dev-{i}"))
-        events.append(ev(user, "purchase", T0 + 5 * HOUR + i * MIN + 30_000, seller_id=seller,
-                         item_id="deal", amount=19.0, device_id=f"dev-{i}", order_id=f"f{i}"))
+        events.append(
+            ev(
+                user,
+                "item_view",
+                T0 + 5 * HOUR + i * MIN,
+                seller_id=seller,
+                item_id="deal",
+                device_id=f"dev-{i}",
+            )
+        )
+        events.append(
+            ev(
+                user,
+                "purchase",
+                T0 + 5 * HOUR + i * MIN + 30_000,
+                seller_id=seller,
+                item_id="deal",
+                amount=19.0,
+                device_id=f"dev-{i}",
+                order_id=f"f{i}",
+            )
+        )
         del t
     return events
 

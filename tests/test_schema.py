@@ -6,9 +6,17 @@ import pytest
 from stream.schema import Rejected, parse_event
 
 GOOD = {
-    "event_id": "e1", "ts": "2026-11-29T10:15:03.123Z", "user_id": "u1", "type": "payment",
-    "amount": 12.5, "currency": "EUR", "ip": "2001:db8::1", "country": "DE", "status": "failed",
-    "attrs": {"coupon": "X"}, "unknown_field": [1, 2],
+    "event_id": "e1",
+    "ts": "2026-11-29T10:15:03.123Z",
+    "user_id": "u1",
+    "type": "payment",
+    "amount": 12.5,
+    "currency": "EUR",
+    "ip": "2001:db8::1",
+    "country": "DE",
+    "status": "failed",
+    "attrs": {"coupon": "X"},
+    "unknown_field": [1, 2],
 }
 
 

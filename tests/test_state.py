@@ -4,7 +4,13 @@ import orjson
 
 from stream.schema import Event
 from stream.state import (
-    EID, FLAGS, NEW_COUNTRY, NEW_DEVICE, StateLimits, UserState, row_to_dict,
+    EID,
+    FLAGS,
+    NEW_COUNTRY,
+    NEW_DEVICE,
+    StateLimits,
+    UserState,
+    row_to_dict,
 )
 from tests.events import T0, ev
 
@@ -71,9 +77,19 @@ def test_novelty_flags_only_after_history() -> None:
 
 def test_encoding_round_trips_and_is_compact() -> None:
     state = UserState()
-    events = [ev(ts=T0 + i, event_id=f"evt-{i}", type_="payment", amount=9.99,
-                 instrument_id="tok-1", status="ok", currency="EUR", ip="10.0.0.1")
-              for i in range(5)]
+    events = [
+        ev(
+            ts=T0 + i,
+            event_id=f"evt-{i}",
+            type_="payment",
+            amount=9.99,
+            instrument_id="tok-1",
+            status="ok",
+            currency="EUR",
+            ip="10.0.0.1",
+        )
+        for i in range(5)
+    ]
     for event in events:
         state.add(Event.model_validate(event), LIMITS)
     raw = state.encode()

@@ -1,0 +1,227 @@
+"""Stream benchmark against the real broker, with baselines measured in the same run.
+
+1. Throughput: N events are loaded into a fresh topic, then drained by (a) a plain
+   confluent-kafka consumer loop that decodes JSON, (b) a pass-through Faust agent, and
+   (c) the fraudstream worker; each reports events/s from its first to its last message.
+2. Latency: with the worker running, events flow in at a fixed rate with card-testing
+   bursts; event-to-alert latency is the alert's append time minus its triggering event's
+   append time (both Kafka timestamps taken on this machine's clock).
+
+Run: ``python -m stream.bench [--broker B] [--events N] [--rate R] [--seconds S]``; prints
+one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, Producer
+
+from stream import broker as local_broker
+from stream.topics import ensure_topics
+from stream.traffic import LiveTraffic
+from stream.workerproc import WorkerProcess
+
+PARTITIONS = 8
+
+
+def _producer(bootstrap: str) -> Producer:
+    return Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "partitioner": "murmur2_random",
+            "linger.ms": 20,
+            "batch.num.messages": 10000,
+            "queue.buffering.max.messages": 500000,
+        }
+    )
+
+
+def load_events(bootstrap: str, topic: str, n: int) -> int:
+    """Produce ``n`` events of the live traffic mix; return the payload bytes."""
+    ensure_topics(bootstrap, [topic], PARTITIONS)
+    producer = _producer(bootstrap)
+    size = 0
+    for i, event in enumerate(LiveTraffic(users=5000, seed=11)):
+        if i >= n:
+            break
+        value = orjson.dumps(event)
+        size += len(value)
+        while True:
+            try:
+                producer.produce(topic, key=event["user_id"].encode(), value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(60)
+    return size
+
+
+def consumer_loop(bootstrap: str, topic: str, n: int) -> dict[str, float]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    seen, first = 0, 0.0
+    while seen < n:
+        for msg in consumer.consume(1000, 1.0):
+            if msg.error() is None:
+                if seen == 0:
+                    first = time.perf_counter()
+                orjson.loads(msg.value() or b"null")
+                seen += 1
+    elapsed = time.perf_counter() - first
+    consumer.close()
+    return {"events": seen, "seconds": elapsed, "events_per_s": seen / elapsed}
+
+
+def passthrough_agent(bootstrap: str, topic: str, n: int) -> dict[str, float]:
+    cmd = [sys.executable, "-m", "stream.passthrough", bootstrap, topic, str(n)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=True)
+    # The JSON line is last; Faust may put terminal control codes before it.
+    result: dict[str, float] = orjson.loads(done.stdout[done.stdout.rindex("{") :].strip())
+    result["events_per_s"] = result["events"] / result["seconds"]
+    return result
+
+
+def worker_drain(bootstrap: str, work: Path, n: int) -> tuple[WorkerProcess, dict[str, float]]:
+    worker = WorkerProcess(bootstrap, work / "worker", partitions=PARTITIONS)
+    worker.log_level = "warn"
+    worker.start()
+    load_events(bootstrap, worker.topic("events"), n)
+    first, count = 0.0, 0.0
+    while count < n:
+        count = worker.metric("fraudstream_events_consumed_total")
+        if count and not first:
+            first = time.perf_counter()
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - first
+    return worker, {"events": count, "seconds": elapsed, "events_per_s": count / elapsed}
+
+
+def latency(bootstrap: str, worker: WorkerProcess, rate: float, seconds: float) -> dict[str, Any]:
+    """Produce at ``rate`` for ``seconds``; the traffic carries card-testing and takeover
+    patterns, whose alerts are timed against their triggering events."""
+    producer = _producer(bootstrap)
+    sent_at: dict[str, float] = {}
+    consumed_before = worker.metric("fraudstream_events_consumed_total")
+    total = int(rate * seconds)
+    start = time.perf_counter()
+    for i, event in enumerate(LiveTraffic(users=5000, seed=12)):
+        if i >= total:
+            break
+        sent_at[event["event_id"]] = time.time()
+        producer.produce(
+            worker.topic("events"), key=event["user_id"].encode(), value=orjson.dumps(event)
+        )
+        producer.poll(0)
+        delay = start + (i + 1) / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    producer.flush(30)
+    achieved = total / (time.perf_counter() - start)
+    worker.wait_metric("fraudstream_events_consumed_total", consumed_before + total, 300)
+    lat = [
+        msg.timestamp()[1] / 1000.0 - sent_at[alert["event_id"]]
+        for msg in _read_all(bootstrap, worker.topic("alerts.fraud"))
+        if (alert := orjson.loads(msg.value() or b"{}")).get("event_id") in sent_at
+    ]
+    return {"offered_events_per_s": round(achieved, 1), "alerts": len(lat), **_percentiles(lat)}
+
+
+def _read_all(bootstrap: str, topic: str) -> list[Any]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[Any] = []
+    idle_since = time.monotonic()
+    while time.monotonic() - idle_since < 3.0:
+        batch = [m for m in consumer.consume(1000, 0.5) if m.error() is None]
+        if batch:
+            out += batch
+            idle_since = time.monotonic()
+    consumer.close()
+    return out
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50_ms": None, "p99_ms": None, "max_ms": None}
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "max_ms": pick(1.0)}
+
+
+def run(bootstrap: str, events: int, rate: float, seconds: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="fraudstream-bench-") as tmp:
+        base = f"bench-{uuid.uuid4().hex[:8]}.events"
+        size = load_events(bootstrap, base, events)
+        loop = consumer_loop(bootstrap, base, events)
+        passthrough = passthrough_agent(bootstrap, base, events)
+        worker, drained = worker_drain(bootstrap, Path(tmp), events)
+        try:
+            timed = latency(bootstrap, worker, rate, seconds)
+        finally:
+            worker.stop()
+    return {
+        "events": events,
+        "mean_event_bytes": round(size / events, 1),
+        "partitions": PARTITIONS,
+        "consumer_loop": _rounded(loop),
+        "faust_passthrough": _rounded(passthrough),
+        "worker": _rounded(drained),
+        "worker_vs_passthrough": round(drained["events_per_s"] / passthrough["events_per_s"], 3),
+        "worker_vs_consumer_loop": round(drained["events_per_s"] / loop["events_per_s"], 3),
+        "latency": timed,
+    }
+
+
+def _rounded(result: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 3) for k, v in result.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stream.bench", description=__doc__)
+    parser.add_argument("--broker", help="bootstrap HOST:PORT (default: start a local broker)")
+    parser.add_argument("--events", type=int, default=50_000, help="events per throughput run")
+    parser.add_argument("--rate", type=float, default=1000.0, help="events/s in the latency run")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
+    args = parser.parse_args(argv)
+    if args.broker:
+        result = run(args.broker, args.events, args.rate, args.seconds)
+    else:
+        with tempfile.TemporaryDirectory(prefix="fraudstream-bench-kafka-") as tmp:
+            cfg = local_broker.BrokerConfig(data_dir=Path(tmp), port=local_broker.free_port())
+            local_broker.start(cfg)
+            try:
+                result = run(cfg.bootstrap, args.events, args.rate, args.seconds)
+            finally:
+                local_broker.stop(cfg.data_dir)
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""``fraudstream generate`` (and the registration of ``fraudstream replay``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from stream import replay
+from stream.cliutil import CommandError, add_option
+from stream.simulate.config import SimConfig
+from stream.simulate.writer import generate_files
+
+_DEFAULTS = SimConfig()
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``generate`` and ``replay`` commands."""
+    parser = subparsers.add_parser(
+        "generate",
+        help="write labelled synthetic marketplace traffic",
+        description="Simulate a marketplace (honest shoppers, fraud, brushing, churn) and "
+        "write its events, sorted by ts, and their ground-truth labels as "
+        "JSON Lines. Prints a JSON summary to stdout.",
+    )
+    add_option(parser, "--out", type=Path, required=True, help="events file to write")
+    add_option(parser, "--labels-out", type=Path, required=True, help="labels file to write")
+    add_option(parser, "--users", type=int, default=_DEFAULTS.users, help="simulated users")
+    add_option(parser, "--days", type=int, default=_DEFAULTS.days, help="simulated days")
+    add_option(parser, "--seed", type=int, default=_DEFAULTS.seed, help="random seed")
+    add_option(
+        parser,
+        "--start",
+        type=_parse_start,
+        default=_DEFAULTS.start,
+        help="first simulated day, YYYY-MM-DD (UTC) or RFC 3339",
+    )
+    add_option(
+        parser,
+        "--sellers",
+        type=int,
+        default=None,
+        help="number of sellers (default: users / 12, at least 20)",
+    )
+    add_option(
+        parser,
+        "--sessions-per-day",
+        type=float,
+        default=_DEFAULTS.sessions_per_user_day,
+        help="mean sessions per user per day",
+    )
+    add_option(
+        parser,
+        "--conversion-rate",
+        type=float,
+        default=_DEFAULTS.conversion_rate,
+        help="share of ordinary sessions ending in a purchase",
+    )
+    add_option(
+        parser,
+        "--fraud-rate",
+        type=float,
+        default=_DEFAULTS.fraud_rate,
+        help="share of users involved in fraud",
+    )
+    add_option(
+        parser,
+        "--brushing-share",
+        type=float,
+        default=_DEFAULTS.brushing_order_share,
+        help="fake orders as a share of all purchases",
+    )
+    add_option(
+        parser,
+        "--churn-rate",
+        type=float,
+        default=_DEFAULTS.churn_rate,
+        help="share of users who fade out and stop",
+    )
+    parser.set_defaults(func=run)
+    replay.register(subparsers)
+
+
+def _parse_start(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date or RFC 3339 date-time") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    try:
+        return SimConfig(
+            users=args.users,
+            days=args.days,
+            seed=args.seed,
+            start=args.start,
+            sellers=args.sellers,
+            sessions_per_user_day=args.sessions_per_day,
+            conversion_rate=args.conversion_rate,
+            fraud_rate=args.fraud_rate,
+            brushing_order_share=args.brushing_share,
+            churn_rate=args.churn_rate,
+        )
+    except ValueError as exc:
+        raise CommandError(f"invalid simulation parameters: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    out, labels_out = Path(args.out), Path(args.labels_out)
+    if out.resolve() == labels_out.resolve():
+        raise CommandError("--out and --labels-out must be different files")
+    try:
+        for path in (out, labels_out):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        stats = generate_files(out, labels_out, config)
+    except OSError as exc:
+        raise CommandError(f"cannot write {exc.filename or out}: {exc.strerror}") from None
+    print(
+        f"generate: {stats.events} events, {stats.labels} labels in {stats.seconds:.1f} s "
+        f"({stats.events_per_s:,.0f} events/s)",
+        file=sys.stderr,
+    )
+    print(
+        orjson.dumps(
+            {
+                **stats.as_dict(),
+                "out": str(out),
+                "labels_out": str(labels_out),
+                "config": config.describe(),
+            }
+        ).decode()
+    )
+    return 0

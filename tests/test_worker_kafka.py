@@ -1,0 +1,146 @@
+"""The worker against the real broker: state, dead letters, alerts, crash recovery."""
+
+from __future__ import annotations
+
+import base64
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.events import T0, card_testing, ev
+from tests.support import WorkerProcess, consume, produce, produce_events
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+@pytest.fixture
+def worker(kafka_broker: str, tmp_path: Path) -> Iterator[WorkerProcess]:
+    proc = WorkerProcess(kafka_broker, tmp_path / "worker").start()
+    yield proc
+    proc.stop()
+
+
+def wait_user(worker: WorkerProcess, user: str, total: int, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline:
+        status, state = worker.get(f"/users/{user}")
+        if status == 200 and state["total"] >= total:
+            return state
+        time.sleep(0.3)
+    raise AssertionError(f"user {user} state {state}: {worker.log_tail()}")
+
+
+def test_valid_event_updates_user_state(kafka_broker: str, worker: WorkerProcess) -> None:
+    event = ev("alice", "item_view", T0, item_id="i1", seller_id="s1", device_id="d1")
+    produce_events(kafka_broker, worker.topic("events"), [event])
+    state = wait_user(worker, "alice", 1)
+    assert [e["event_id"] for e in state["events"]] == [event["event_id"]]
+    assert state["events"][0]["item_id"] == "i1"
+
+
+BAD: list[tuple[bytes | None, bytes, str]] = [
+    (b"u", b"{not json", "invalid JSON"),
+    (b"u", b"\xff\xfe\xfa", "UTF-8"),
+    (b"u", b'["an", "array"]', "JSON object"),
+    (b"u", orjson.dumps({"ts": T0, "user_id": "u", "type": "login"}), "'event_id'"),
+    (b"u", orjson.dumps({"event_id": "b5", "user_id": "u", "type": "login"}), "'ts'"),
+    (b"u", orjson.dumps(ev("u", "teleport")), "'type'"),
+    (b"u", orjson.dumps(ev("u", "payment", amount=-5)), "'amount'"),
+    (b"u", orjson.dumps(ev("u", "login", ip="1.2.3.999")), "'ip'"),
+    (b"u", orjson.dumps(ev("u", "payment", currency="euro")), "'currency'"),
+    (b"u", orjson.dumps(ev("u", "login", country="Germany")), "'country'"),
+    (b"u", orjson.dumps(ev("u", "review", rating=9)), "'rating'"),
+    (b"u", orjson.dumps(ev("u", "login", attrs={"x": "y" * 5000})), "'attrs'"),
+    (b"u", b"{" + b" " * (65 * 1024) + b"}", "exceeds"),
+    (b"u", orjson.dumps(ev("u", "login", ts="yesterday")), "'ts'"),
+    (b"someone-else", orjson.dumps(ev("u", "login")), "key"),
+]
+
+
+def test_each_bad_message_yields_one_dead_letter_and_work_goes_on(
+    kafka_broker: str, worker: WorkerProcess
+) -> None:
+    topic = worker.topic("events")
+    produce(kafka_broker, topic, [(k, v) for k, v, _ in BAD])
+    after = ev("u", "login", T0, status="ok")
+    produce_events(kafka_broker, topic, [after])
+    letters = consume(kafka_broker, worker.topic("events.dlq"), expect=len(BAD))
+    assert len(letters) == len(BAD)  # exactly one each, none extra
+    records = [orjson.loads(m.value()) for m in letters]
+
+    def original(rec: dict[str, Any]) -> bytes:
+        if rec.get("raw_encoding") == "base64":
+            return base64.b64decode(rec["raw"])
+        return str(rec["raw"]).encode()
+
+    by_raw = {original(rec): rec for rec in records}
+    for key, raw, needle in BAD:
+        rec = by_raw[raw]
+        assert needle in rec["error"], (needle, rec["error"])
+        assert rec["source_topic"] == topic and isinstance(rec["partition"], int)
+        assert isinstance(rec["offset"], int) and rec["key"] == (key.decode() if key else None)
+        assert rec["received_at"].endswith("Z")
+    state = wait_user(worker, "u", 1)
+    assert [e["event_id"] for e in state["events"]] == [after["event_id"]]
+    assert worker.metric("fraudstream_events_rejected_total") == len(BAD)
+
+
+def run_card_testing(kafka_broker: str, tmp_path: Path, name: str) -> list[dict[str, Any]]:
+    worker = WorkerProcess(kafka_broker, tmp_path / name).start()
+    try:
+        events = [ev("carl", "login", T0 - 60000, status="ok"), *card_testing("carl", n=5)]
+        for e in events:
+            e["event_id"] = f"fixed-{e['ts']}"  # identical input for both runs
+        produce_events(kafka_broker, worker.topic("events"), events)
+        alerts = consume(kafka_broker, worker.topic("alerts.fraud"), expect=1)
+        return [orjson.loads(m.value()) for m in alerts]
+    finally:
+        worker.stop()
+
+
+def test_card_testing_alert_and_replay_gives_same_id(kafka_broker: str, tmp_path: Path) -> None:
+    first = run_card_testing(kafka_broker, tmp_path, "first")
+    assert len(first) == 1
+    alert = first[0]
+    assert alert["kind"] == "fraud" and alert["subject"] == {"type": "user", "id": "carl"}
+    assert alert["reasons"] and alert["evidence_event_ids"]
+    assert 0 <= alert["score"] <= 1 and alert["score"] >= alert["threshold"]
+    replayed = run_card_testing(kafka_broker, tmp_path, "replay")
+    assert [a["alert_id"] for a in replayed] == [alert["alert_id"]]
+
+
+def test_kill_9_mid_stream_loses_no_state(kafka_broker: str, tmp_path: Path) -> None:
+    rng = random.Random(5)
+    users = [f"k{i}" for i in range(40)]
+    events = [
+        ev(
+            rng.choice(users),
+            rng.choice(["page_view", "item_view", "search"]),
+            T0 + i * 1000,
+            event_id=f"k-{i}",
+        )
+        for i in range(4000)
+    ]
+    worker = WorkerProcess(kafka_broker, tmp_path / "w")
+    worker.start()
+    produce_events(kafka_broker, worker.topic("events"), events)
+    worker.wait_metric("fraudstream_events_consumed_total", 1000)
+    worker.kill()  # SIGKILL: no shutdown hooks, no final commit
+    worker.start()
+    try:
+        expected: dict[str, list[str]] = {}
+        for e in events:
+            expected.setdefault(e["user_id"], []).append(e["event_id"])
+        for user, ids in expected.items():
+            state = wait_user(worker, user, len(ids), timeout=120)
+            kept = [e["event_id"] for e in state["events"]]
+            assert kept == ids[-len(kept) :]  # newest events, in order, none missing
+            assert state["total"] == len(ids)  # each event counted once: no loss, no double
+    finally:
+        worker.stop()

@@ -23,7 +23,7 @@ from stream.dlq import dead_letter
 from stream.errors import Action, as_rejection, decide
 from stream.metrics import Metrics
 from stream.output import KafkaOutput
-from stream.processor import process_seller_record, process_user_event
+from stream.processor import apply_seller_record, apply_user_event
 from stream.schema import Rejected, parse_event
 from stream.settings import Settings
 from stream.state import SellerState, UserState, row_to_dict
@@ -71,14 +71,16 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         out.send(dlq_topic, ev.key, record)
         metrics.rejected.labels(rejection.reason).inc()
 
-    def handle_event(ev: Any, table: CoalescedTable, fired: list[tuple[Any, Detection]]) -> None:
+    def handle_event(
+        ev: Any, table: CoalescedTable[UserState], fired: list[tuple[Any, Detection]]
+    ) -> None:
         event = parse_event(ev.value)
         if ev.key != event.user_id.encode():
             key = ev.key.decode("utf-8", "replace") if ev.key is not None else None
             raise Rejected(
                 "bad_key", f"key: message key {key!r} must equal user_id {event.user_id!r}"
             )
-        result = process_user_event(table.get(ev, ev.key), event, cfg)
+        result = apply_user_event(table.get(ev, ev.key), event, cfg)
         if result.outcome == "late":
             raise Rejected("late", "field 'ts': event is older than the allowed lateness")
         metrics.processed.labels(result.outcome).inc()
@@ -86,19 +88,22 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         if result.seller_record is not None:
             seller_id, row = result.seller_record
             out.send(seller_topic, seller_id.encode(), orjson.dumps(row))
-        if result.state is not None:
-            table.put(ev, ev.key, result.state)
+        if result.outcome == "added":
+            table.mark(ev, ev.key)
 
-    def handle_seller(ev: Any, table: CoalescedTable, fired: list[tuple[Any, Detection]]) -> None:
+    def handle_seller(
+        ev: Any, table: CoalescedTable[SellerState], fired: list[tuple[Any, Detection]]
+    ) -> None:
         row = orjson.loads(ev.value)
-        result = process_seller_record(table.get(ev, ev.key), ev.key.decode(), row, cfg)
+        result = apply_seller_record(table.get(ev, ev.key), ev.key.decode(), row, cfg)
         fired.extend((ev, det) for det in result.detections)
-        if result.state is not None:
-            table.put(ev, ev.key, result.state)
+        if result.outcome == "added":
+            table.mark(ev, ev.key)
 
-    user_table, seller_table = CoalescedTable(users), CoalescedTable(sellers)
+    user_table = CoalescedTable(users, UserState.decode)
+    seller_table = CoalescedTable(sellers, SellerState.decode)
 
-    async def finish(table: CoalescedTable, fired: list[tuple[Any, Detection]]) -> None:
+    async def finish(table: CoalescedTable[Any], fired: list[tuple[Any, Detection]]) -> None:
         """Alerts are delivered before the state that records them is written: a crash in
         between repeats an alert (same id), never loses one. Everything else is flushed
         before offsets are committed (``flush_before_commit``)."""
@@ -152,6 +157,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
             for ev in batch:
                 handle_seller(ev, table, fired)
             await finish(table, fired)
+            metrics.seller_records.inc(len(batch))
 
     _add_views(app, metrics, users, sellers)
     _add_monitoring(app, metrics, settings.topic(EVENTS), users, sellers)

@@ -20,9 +20,9 @@ producer buffer, about a third of a millisecond per write here) capped the worke
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from faust.streams import _current_event
 from faust.types import TP
@@ -39,32 +39,45 @@ def as_current(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
-class CoalescedTable:
-    """Reads through to a Faust table, buffers writes until ``write_back``."""
+class Codec(Protocol):
+    def encode(self) -> bytes: ...
 
-    def __init__(self, table: Any) -> None:
+
+S = TypeVar("S", bound=Codec)
+
+
+class CoalescedTable(Generic[S]):
+    """Decoded states read through from a Faust table, written back once per batch."""
+
+    def __init__(self, table: Any, decode: Callable[[bytes | None], S]) -> None:
         self._table = table
-        self._pending: dict[bytes, tuple[Any, bytes]] = {}
+        self._decode = decode
+        self._cache: dict[bytes, S] = {}
+        self._dirty: dict[bytes, Any] = {}  # key -> the event whose partition owns it
 
-    def get(self, event: Any, key: bytes) -> bytes | None:
-        if key in self._pending:
-            return self._pending[key][1]
-        with as_current(event):
-            value: bytes | None = self._table.get(key)
-        return value
+    def get(self, event: Any, key: bytes) -> S:
+        state = self._cache.get(key)
+        if state is None:
+            with as_current(event):
+                state = self._decode(self._table.get(key))
+            self._cache[key] = state
+        return state
 
-    def put(self, event: Any, key: bytes, value: bytes) -> None:
-        self._pending[key] = (event, value)
+    def mark(self, event: Any, key: bytes) -> None:
+        """The state of ``key`` changed while handling ``event``."""
+        self._dirty[key] = event
 
     def write_back(self, out: KafkaOutput) -> int:
-        """Write the batch's states locally and queue their changelog records."""
-        written = len(self._pending)
+        """Write changed states locally, queue their changelog records, forget the batch."""
+        written = len(self._dirty)
         topic = self._table.changelog_topic.get_topic_name()
-        for key, (event, value) in self._pending.items():
+        for key, event in self._dirty.items():
+            value = self._cache[key].encode()
             with as_current(event):
                 self._table.data[key] = value
             out.send(topic, key, value, partition=event.message.partition)
-        self._pending.clear()
+        self._dirty.clear()
+        self._cache.clear()
         return written
 
     def persist_offsets(self, out: KafkaOutput) -> None:

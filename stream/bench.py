@@ -33,12 +33,12 @@ from stream.workerproc import WorkerProcess
 PARTITIONS = 8
 
 
-def _producer(bootstrap: str) -> Producer:
+def _producer(bootstrap: str, linger_ms: float = 20) -> Producer:
     return Producer(
         {
             "bootstrap.servers": bootstrap,
             "partitioner": "murmur2_random",
-            "linger.ms": 20,
+            "linger.ms": linger_ms,
             "batch.num.messages": 10000,
             "queue.buffering.max.messages": 500000,
         }
@@ -109,13 +109,26 @@ def worker_drain(bootstrap: str, work: Path, n: int) -> tuple[WorkerProcess, dic
             first = time.perf_counter()
         time.sleep(0.05)
     elapsed = time.perf_counter() - first
+    # Let the seller side and the changelog catch up before anything else is timed.
+    settle(worker)
     return worker, {"events": count, "seconds": elapsed, "events_per_s": count / elapsed}
+
+
+def settle(worker: WorkerProcess, quiet_s: float = 3.0) -> None:
+    """Wait until neither side of the worker has moved for ``quiet_s``."""
+    last, since = -1.0, time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        now = worker.metric("fraudstream_events_consumed_total")
+        now += worker.metric("fraudstream_seller_records_total")
+        if now != last:
+            last, since = now, time.monotonic()
+        time.sleep(0.5)
 
 
 def latency(bootstrap: str, worker: WorkerProcess, rate: float, seconds: float) -> dict[str, Any]:
     """Produce at ``rate`` for ``seconds``; the traffic carries card-testing and takeover
     patterns, whose alerts are timed against their triggering events."""
-    producer = _producer(bootstrap)
+    producer = _producer(bootstrap, linger_ms=0)  # time the worker, not producer batching
     sent_at: dict[str, float] = {}
     consumed_before = worker.metric("fraudstream_events_consumed_total")
     total = int(rate * seconds)

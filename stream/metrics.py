@@ -38,6 +38,11 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.seller_records = Counter(
+            "fraudstream_seller_records",
+            "Purchases and reviews handled on the seller side",
+            registry=r,
+        )
         self.alerts = Counter("fraudstream_alerts_emitted", "Alerts emitted", ["kind"], registry=r)
         self.event_to_alert = Histogram(
             "fraudstream_event_to_alert_latency_seconds",

@@ -55,16 +55,30 @@ class SellerResult:
     detections: list[Detection]
 
 
-def process_user_event(raw: bytes | None, event: Event, cfg: DetectorConfig) -> UserResult:
-    state = UserState.decode(raw)
+def apply_user_event(state: UserState, event: Event, cfg: DetectorConfig) -> UserResult:
+    """Update ``state`` in place with one event; ``result.state`` stays None."""
     outcome = state.add(event, cfg.limits)
-    if outcome != "added":
+    if outcome == "late":
         return UserResult(outcome, None, [])
     window = state.upto(event.ts)
-    trigger = next(r for r in reversed(window) if r[EID] == event.event_id)
-    detections = _fraud(state, window, trigger, event, cfg)
+    trigger = next((r for r in reversed(window) if r[EID] == event.event_id), None)
+    if trigger is None:  # a duplicate already evicted from the window
+        return UserResult(outcome, None, [])
+    # A duplicate is a redelivery: its seller record may have been lost with a crash, and
+    # the seller side de-duplicates, so it is sent again. Alerts are not: they were
+    # delivered before the state that now holds the event was written.
+    detections = _fraud(state, window, trigger, event, cfg) if outcome == "added" else []
     record = _seller_record(state, window, trigger, event)
-    return UserResult(outcome, state.encode(), detections, record)
+    return UserResult(outcome, None, detections, record)
+
+
+def process_user_event(raw: bytes | None, event: Event, cfg: DetectorConfig) -> UserResult:
+    """Bytes in, bytes out: ``apply_user_event`` on the stored encoding."""
+    state = UserState.decode(raw)
+    result = apply_user_event(state, event, cfg)
+    if result.outcome == "added":
+        result.state = state.encode()
+    return result
 
 
 def _fraud(
@@ -134,19 +148,26 @@ def _seller_record(
     return event.seller_id, row
 
 
+def apply_seller_record(
+    state: SellerState, seller_id: str, row: Row, cfg: DetectorConfig
+) -> SellerResult:
+    """Update ``state`` in place with one purchase or review seen from the buyer."""
+    outcome = state.add(row, cfg.limits)
+    if outcome != "added" or row[S_KIND] != "purchase":
+        return SellerResult(outcome, None, [])
+    hit = brushing(state.orders, row, cfg.rules)
+    detections = [] if hit is None else _brushing_detection(state, seller_id, row, hit, cfg)
+    return SellerResult(outcome, None, detections)
+
+
 def process_seller_record(
     raw: bytes | None, seller_id: str, row: Row, cfg: DetectorConfig
 ) -> SellerResult:
     state = SellerState.decode(raw)
-    outcome = state.add(row, cfg.limits)
-    if outcome != "added":
-        return SellerResult(outcome, None, [])
-    detections: list[Detection] = []
-    if row[S_KIND] == "purchase":
-        hit = brushing(state.orders, row, cfg.rules)
-        if hit is not None:
-            detections = _brushing_detection(state, seller_id, row, hit, cfg)
-    return SellerResult(outcome, state.encode(), detections)
+    result = apply_seller_record(state, seller_id, row, cfg)
+    if result.outcome == "added":
+        result.state = state.encode()
+    return result
 
 
 def _brushing_detection(

@@ -65,7 +65,7 @@ class StateLimits:
     max_events: int = 128
     max_age_ms: int = 30 * 24 * 3600 * 1000
     allowed_lateness_ms: int = 10 * 60 * 1000
-    seller_max_orders: int = 2000
+    seller_max_orders: int = 500
     seller_window_ms: int = 48 * 3600 * 1000
 
 

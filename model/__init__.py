@@ -1,0 +1,1 @@
+"""The event-sequence model: tokenization, training, export, bundles and scorers."""

@@ -28,7 +28,8 @@ from stream.state import (
     UserState,
 )
 
-VIEWING = frozenset({TYPE_CODE["item_view"], TYPE_CODE["add_to_cart"]})
+# Browsing means looking at the item page; carting straight from a listing does not count.
+VIEWING = frozenset({TYPE_CODE["item_view"]})
 SELLER_SIDE = frozenset({"purchase", "review"})
 
 

@@ -7,7 +7,7 @@ exception whose ``reason`` is a short metric label and whose message names the f
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -17,21 +17,6 @@ from stream.timeutil import parse_ts
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 MAX_ATTRS_BYTES: Final = 4 * 1024
 
-EVENT_TYPES: Final = (
-    "login",
-    "logout",
-    "page_view",
-    "search",
-    "item_view",
-    "add_to_cart",
-    "remove_from_cart",
-    "checkout",
-    "payment",
-    "purchase",
-    "refund",
-    "review",
-    "account_update",
-)
 EventType = Literal[
     "login",
     "logout",
@@ -47,6 +32,7 @@ EventType = Literal[
     "review",
     "account_update",
 ]
+EVENT_TYPES: Final[tuple[str, ...]] = get_args(EventType)
 
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 OptStr = Annotated[str | None, Field(default=None, max_length=256)]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,10 @@ def test_stop_without_broker_fails_cleanly(
 ) -> None:
     assert main(["broker", "stop", "--data-dir", str(tmp_path)]) == 1
     assert "no broker" in capsys.readouterr().err
+
+
+def test_missing_maven_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("FRAUDSTREAM_KAFKA_LIB", str(tmp_path / "empty-lib"))
+    monkeypatch.setattr(broker.shutil, "which", lambda name: None if name == "mvn" else name)
+    with pytest.raises(broker.BrokerError, match="Maven"):
+        broker.ensure_jars()

@@ -26,9 +26,19 @@ from stream.topics import ALERT_TOPICS, EVENTS
 from stream.traffic import LiveTraffic
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_up(args: argparse.Namespace) -> int:
+    # Ctrl-C and `kill` both stop everything; explicit because a shell may start this
+    # process with SIGINT ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     data = Path(args.data_dir)
     cfg = broker.BrokerConfig(data_dir=data / "kafka", port=args.port)
+    if not broker.port_free("127.0.0.1", args.web_port):
+        raise CommandError(f"web port {args.web_port} is in use; pass --web-port")
     started_broker = _ensure_broker(cfg)
     worker = _start_worker(cfg.bootstrap, data / "worker", args.web_port)
     stop = threading.Event()

@@ -10,7 +10,10 @@ and the state write that records it.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import faust
@@ -30,6 +33,7 @@ from stream.state import SellerState, UserState, row_to_dict
 from stream.topics import ALERT_TOPICS, BY_SELLER, DEAD_LETTERS, EVENTS
 
 log = logging.getLogger("fraudstream")
+EXIT_CRASH = 70  # EX_SOFTWARE: a supervisor should restart the worker
 
 
 def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.App:
@@ -136,14 +140,15 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         async for batch in stream.take_events(batch_max, within=batch_wait):
             started = time.perf_counter()
             fired: list[tuple[Any, Detection]] = []
-            for ev in batch:
-                try:
-                    handle_event(ev, table, fired)
-                except Exception as exc:
-                    if decide(exc) is Action.CRASH:
-                        raise
-                    reject(ev, exc)
-            await finish(table, fired)
+            with exit_on_crash():
+                for ev in batch:
+                    try:
+                        handle_event(ev, table, fired)
+                    except Exception as exc:
+                        if decide(exc) is Action.CRASH:
+                            raise
+                        reject(ev, exc)
+                await finish(table, fired)
             metrics.consumed.inc(len(batch))
             elapsed = time.perf_counter() - started
             for _ in batch:
@@ -154,14 +159,33 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         table = seller_table
         async for batch in stream.take_events(batch_max, within=batch_wait):
             fired: list[tuple[Any, Detection]] = []
-            for ev in batch:
-                handle_seller(ev, table, fired)
-            await finish(table, fired)
+            with exit_on_crash():
+                for ev in batch:
+                    try:
+                        handle_seller(ev, table, fired)
+                    except Exception as exc:
+                        if decide(exc) is Action.CRASH:
+                            raise
+                        reject(ev, exc)
+                await finish(table, fired)
             metrics.seller_records.inc(len(batch))
 
     _add_views(app, metrics, users, sellers)
     _add_monitoring(app, metrics, settings.topic(EVENTS), users, sellers)
     return app
+
+
+@contextmanager
+def exit_on_crash() -> Iterator[None]:
+    """Kafka trouble mid-batch ends the process. Faust would restart just the agent, which
+    skips the batch it had taken and keeps its half-applied state; a fresh process resumes
+    from the last committed offsets and loses nothing."""
+    try:
+        yield
+    except Exception:
+        log.critical("unrecoverable error; exiting to resume from committed offsets", exc_info=True)
+        logging.shutdown()
+        os._exit(EXIT_CRASH)
 
 
 def _add_views(app: faust.App, metrics: Metrics, users: Any, sellers: Any) -> None:

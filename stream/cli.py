@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stream import __version__
+from stream.backtest import register as register_backtest
 from stream.cliutil import CommandError, add_option, fail
+from stream.evaluate import register as register_evaluate
 from stream.simulate.cli import register as register_simulate
 
 
@@ -126,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     _register_worker(sub)
     _register_alerts(sub)
     register_simulate(sub)  # generate, and replay
+    register_backtest(sub)
+    register_evaluate(sub)
     return parser
 
 

@@ -9,11 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stream.alerts import Detection, Reason
-from stream.rules import HOUR_MS, RuleConfig, RuleHit, account_takeover, brushing, card_testing
+from stream.rules import (
+    DECISIONS,
+    HOUR_MS,
+    RuleConfig,
+    RuleHit,
+    account_takeover,
+    brushing,
+    brushing_partial,
+    card_testing,
+    fraud_partial,
+)
 from stream.schema import Event
 from stream.state import (
     EID,
     ITEM,
+    S_BROWSED,
     S_EID,
     S_KIND,
     S_TS,
@@ -47,6 +58,7 @@ class UserResult:
     state: bytes | None  # None: unchanged, nothing to write
     detections: list[Detection]
     seller_record: tuple[str, Row] | None = None
+    fraud_score: float | None = None  # set at decision events
 
 
 @dataclass
@@ -54,6 +66,8 @@ class SellerResult:
     outcome: Outcome
     state: bytes | None
     detections: list[Detection]
+    seller_score: float | None = None  # the seller's brushing strength, at purchases
+    order_score: float | None = None  # this purchase's, from the seller's and its own signals
 
 
 def apply_user_event(state: UserState, event: Event, cfg: DetectorConfig) -> UserResult:
@@ -68,9 +82,14 @@ def apply_user_event(state: UserState, event: Event, cfg: DetectorConfig) -> Use
     # A duplicate is a redelivery: its seller record may have been lost with a crash, and
     # the seller side de-duplicates, so it is sent again. Alerts are not: they were
     # delivered before the state that now holds the event was written.
-    detections = _fraud(state, window, trigger, event, cfg) if outcome == "added" else []
     record = _seller_record(state, window, trigger, event)
-    return UserResult(outcome, None, detections, record)
+    if outcome != "added":
+        return UserResult(outcome, None, [], record)
+    score: float | None = None
+    detections: list[Detection] = []
+    if trigger[TYPE] in DECISIONS:
+        score, detections = _fraud(state, window, trigger, event, cfg)
+    return UserResult(outcome, None, detections, record, score)
 
 
 def process_user_event(raw: bytes | None, event: Event, cfg: DetectorConfig) -> UserResult:
@@ -84,23 +103,25 @@ def process_user_event(raw: bytes | None, event: Event, cfg: DetectorConfig) -> 
 
 def _fraud(
     state: UserState, window: list[Row], trigger: Row, event: Event, cfg: DetectorConfig
-) -> list[Detection]:
+) -> tuple[float, list[Detection]]:
+    """The decision's fraud score, and an alert unless every firing rule is cooling down."""
+    found = [
+        h for rule in (card_testing, account_takeover) if (h := rule(window, trigger, cfg.rules))
+    ]
+    score = max((h.score for h in found), default=fraud_partial(window, trigger, cfg.rules))
     hits: list[RuleHit] = []
-    for rule in (card_testing, account_takeover):
-        hit = rule(window, trigger, cfg.rules)
-        if hit is None:
-            continue
+    for hit in found:
         last = state.cooldowns.get(hit.rule)
         if last is not None and 0 <= event.ts - last < cfg.fraud_cooldown_ms:
             continue
         state.cooldowns[hit.rule] = event.ts
         hits.append(hit)
     if not hits:
-        return []
+        return score, []
     hits.sort(key=lambda h: -h.score)
     reasons: list[Reason] = [r for h in hits for r in h.reasons]
     evidence = list(dict.fromkeys(e for h in hits for e in h.evidence))
-    return [
+    return score, [
         Detection(
             kind="fraud",
             subject_type="user",
@@ -158,7 +179,10 @@ def apply_seller_record(
         return SellerResult(outcome, None, [])
     hit = brushing(state.orders, row, cfg.rules)
     detections = [] if hit is None else _brushing_detection(state, seller_id, row, hit, cfg)
-    return SellerResult(outcome, None, detections)
+    seller = hit.score if hit is not None else brushing_partial(state.orders, row, cfg.rules)
+    # An order bought without viewing the item carries the seller's suspicion in full.
+    order = seller if not row[S_BROWSED] else 0.2 * seller
+    return SellerResult(outcome, None, detections, seller, order)
 
 
 def process_seller_record(

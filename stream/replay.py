@@ -238,6 +238,18 @@ def _producer_config(broker: str, paced: bool) -> dict[str, Any]:
     }
 
 
+def iter_in_time_order(
+    path: Path, tmpdir: str, sort_chunk_lines: int = SORT_CHUNK_LINES
+) -> Iterator[Record]:
+    """The file's non-blank lines in event-time order (file order among equal times);
+    lines without a usable ``ts`` follow the line before them, with a negative time."""
+    if _is_sorted(path):
+        with open(path, "rb") as f:
+            yield from _records(f)
+    else:
+        yield from _sorted_records(path, sort_chunk_lines, tmpdir)
+
+
 def replay_file(
     path: Path | str,
     broker: str = DEFAULT_BROKER,

@@ -246,3 +246,36 @@ def _fast_reviews(recent: list[Row], buys: list[Row], cfg: RuleConfig) -> list[R
             )
         ]
     return []
+
+
+DECISIONS = frozenset(
+    TYPE_CODE[t] for t in ("checkout", "payment", "purchase", "login", "account_update", "review")
+)
+
+
+def fraud_partial(window: list[Row], trigger: Row, cfg: RuleConfig) -> float:
+    """How close the fraud rules came, below their threshold: a ranking score for decision
+    events where no rule fires, so that rules can be compared with models by PR-AUC."""
+    payments = [r for r in _since(window, trigger[TS] - cfg.card_window_ms) if r[TYPE] == PAYMENT]
+    failed = sum(1 for r in payments if r[STATUS] == FAILED)
+    instruments = len({r[INSTRUMENT] for r in payments if r[INSTRUMENT] is not None})
+    card = 0.45 * min(1.0, failed / cfg.card_min_failed)
+    card *= min(1.0, instruments / cfg.card_min_instruments)
+    ato = 0.0
+    for i, row in enumerate(recent := _since(window, trigger[TS] - cfg.ato_window_ms)):
+        if row[TYPE] == LOGIN and row[FLAGS] & NEW_DEVICE and row[FLAGS] & NEW_COUNTRY:
+            updated = any(r[TYPE] == ACCOUNT_UPDATE for r in recent[i + 1 :])
+            large = (trigger[AMOUNT] or 0.0) >= cfg.ato_min_amount
+            ato = max(ato, 0.2 + 0.1 * updated + 0.1 * large)
+    return max(card, ato)
+
+
+def brushing_partial(orders: list[Row], trigger: Row, cfg: RuleConfig) -> float:
+    """Below-threshold strength of the brushing rule at a purchase, for ranking."""
+    recent = _since(orders, trigger[S_TS] - cfg.brushing_window_ms)
+    buys = [r for r in recent if r[S_KIND] == "purchase" and r[S_TS] <= trigger[S_TS]]
+    if not buys:
+        return 0.0
+    share = sum(1 for r in buys if not r[S_BROWSED]) / len(buys)
+    volume = min(1.0, len(buys) / cfg.brushing_min_orders)
+    return 0.45 * volume * min(1.0, share / cfg.brushing_unbrowsed_share)

@@ -24,7 +24,7 @@ class ChurnConfig:
     interval_ms: int = DAY_MS  # how often users are evaluated
     session_gap_ms: int = 30 * 60 * 1000
     min_events: int = 5  # too little history says nothing about habits
-    threshold: float = 0.7
+    threshold: float = 0.9
 
 
 def churn_score(state: UserState, now_ms: int, cfg: ChurnConfig) -> float | None:

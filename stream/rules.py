@@ -10,8 +10,9 @@ then this event moving at least ``max(ato_min_amount, ato_amount_ratio x median 
 amount)``.
 
 Brushing (seller, at a purchase): over ``brushing_window_ms`` the seller has at least
-``brushing_min_orders`` orders, at least ``brushing_unbrowsed_share`` of them bought without
-the buyer viewing the item first, and at least one corroborating signal: several orders per
+``brushing_min_orders`` orders from at least ``brushing_min_buyers`` accounts, at least
+``brushing_unbrowsed_share`` of them bought without the buyer viewing the item first, and
+at least one corroborating signal: several orders per
 unique buyer, mostly brand-new buyer accounts, buyers sharing devices or IPs, or fast
 five-star reviews on those orders.
 
@@ -67,9 +68,10 @@ class RuleConfig:
     ato_window_ms: int = 24 * HOUR_MS
     ato_min_amount: float = 200.0
     ato_amount_ratio: float = 3.0
-    brushing_window_ms: int = 24 * HOUR_MS
-    brushing_min_orders: int = 8
-    brushing_unbrowsed_share: float = 0.6
+    brushing_window_ms: int = 48 * HOUR_MS
+    brushing_min_orders: int = 6
+    brushing_min_buyers: int = 4  # a ring needs a pool of accounts; one hot buyer is not one
+    brushing_unbrowsed_share: float = 0.5
     brushing_orders_per_buyer: float = 1.5
     brushing_new_buyer_share: float = 0.5
     brushing_new_buyer_age_ms: int = 72 * HOUR_MS
@@ -180,13 +182,15 @@ def brushing(orders: list[Row], trigger: Row, cfg: RuleConfig) -> RuleHit | None
     share = len(unbrowsed) / len(buys)
     if share < cfg.brushing_unbrowsed_share:
         return None
+    buyers = {r[S_USER] for r in buys}
+    if len(buyers) < cfg.brushing_min_buyers:
+        return None
     reasons = [
         Reason(
             "brushing.no_browsing",
             f"{len(unbrowsed)} of {len(buys)} orders bought without viewing the item",
         )
     ]
-    buyers = {r[S_USER] for r in buys}
     per_buyer = len(buys) / len(buyers)
     if per_buyer >= cfg.brushing_orders_per_buyer:
         reasons.append(

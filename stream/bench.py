@@ -65,7 +65,8 @@ def load_events(bootstrap: str, topic: str, n: int) -> int:
     return size
 
 
-def consumer_loop(bootstrap: str, topic: str, n: int) -> dict[str, float]:
+def _reader(bootstrap: str, topic: str) -> Consumer:
+    """A consumer of ``topic`` from its start, in a group of its own."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -75,6 +76,11 @@ def consumer_loop(bootstrap: str, topic: str, n: int) -> dict[str, float]:
         }
     )
     consumer.subscribe([topic])
+    return consumer
+
+
+def consumer_loop(bootstrap: str, topic: str, n: int) -> dict[str, float]:
+    consumer = _reader(bootstrap, topic)
     seen, first = 0, 0.0
     while seen < n:
         for msg in consumer.consume(1000, 1.0):
@@ -98,8 +104,7 @@ def passthrough_agent(bootstrap: str, topic: str, n: int) -> dict[str, float]:
 
 
 def worker_drain(bootstrap: str, work: Path, n: int) -> tuple[WorkerProcess, dict[str, float]]:
-    worker = WorkerProcess(bootstrap, work / "worker", partitions=PARTITIONS)
-    worker.log_level = "warn"
+    worker = WorkerProcess(bootstrap, work / "worker", partitions=PARTITIONS, log_level="warn")
     worker.start()
     load_events(bootstrap, worker.topic("events"), n)
     first, count = 0.0, 0.0
@@ -156,15 +161,7 @@ def latency(bootstrap: str, worker: WorkerProcess, rate: float, seconds: float) 
 
 
 def _read_all(bootstrap: str, topic: str) -> list[Any]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
+    consumer = _reader(bootstrap, topic)
     out: list[Any] = []
     idle_since = time.monotonic()
     while time.monotonic() - idle_since < 3.0:

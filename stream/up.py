@@ -7,14 +7,10 @@ metrics are and a line per alert; Ctrl-C stops what it started.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import orjson
@@ -24,6 +20,7 @@ from stream import broker
 from stream.cliutil import CommandError
 from stream.topics import ALERT_TOPICS, EVENTS
 from stream.traffic import LiveTraffic
+from stream.workerproc import WorkerProcess
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -40,10 +37,12 @@ def run_up(args: argparse.Namespace) -> int:
     if not broker.port_free("127.0.0.1", args.web_port):
         raise CommandError(f"web port {args.web_port} is in use; pass --web-port")
     started_broker = _ensure_broker(cfg)
-    worker = _start_worker(cfg.bootstrap, data / "worker", args.web_port)
+    worker = WorkerProcess(cfg.bootstrap, data / "worker", prefix="", partitions=None,
+                           web_port=args.web_port, log_level="warn")  # fmt: skip
     stop = threading.Event()
     try:
-        _wait_http(f"http://127.0.0.1:{args.web_port}/metrics", worker, 120.0)
+        print(f"starting worker (log in {worker.log_path}) ...", flush=True)
+        worker.start(timeout=120.0)
         print(f"broker     {cfg.bootstrap} (data in {cfg.data_dir})")
         print(f"metrics    http://127.0.0.1:{args.web_port}/metrics")
         print(f"user state http://127.0.0.1:{args.web_port}/users/<user_id>")
@@ -63,7 +62,7 @@ def run_up(args: argparse.Namespace) -> int:
         pass
     finally:
         stop.set()
-        _stop_worker(worker)
+        worker.stop()
         if started_broker:
             broker.stop(cfg.data_dir)
         print("stopped", flush=True)
@@ -78,37 +77,6 @@ def _ensure_broker(cfg: broker.BrokerConfig) -> bool:
     print(f"starting Kafka broker on {cfg.bootstrap} ...", flush=True)
     broker.start(cfg)
     return True
-
-
-def _start_worker(bootstrap: str, data_dir: Path, web_port: int) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "stream.cli",
-        "worker",
-        "--broker",
-        bootstrap,
-        "--data-dir",
-        str(data_dir),
-        "--web-port",
-        str(web_port),
-    ]
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log = open(data_dir / "worker.log", "ab")  # noqa: SIM115 - the worker outlives this call
-    print(f"starting worker (log in {data_dir / 'worker.log'}) ...", flush=True)
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise CommandError(f"the worker exited with code {proc.returncode}; see its log")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as resp:
-            if resp.status == 200:
-                return
-        time.sleep(0.5)
-    raise CommandError(f"the worker did not serve {url} within {timeout:.0f}s")
 
 
 def _produce(bootstrap: str, rate: float, stop: threading.Event) -> None:
@@ -130,7 +98,7 @@ def _produce(bootstrap: str, rate: float, stop: threading.Event) -> None:
 
 
 def _print_alerts(
-    bootstrap: str, worker: subprocess.Popen[bytes], stop: threading.Event, duration: float | None
+    bootstrap: str, worker: WorkerProcess, stop: threading.Event, duration: float | None
 ) -> None:
     consumer = Consumer(
         {
@@ -144,8 +112,8 @@ def _print_alerts(
     deadline = None if duration is None else time.monotonic() + duration
     try:
         while deadline is None or time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise CommandError(f"the worker exited with code {worker.returncode}")
+            if not worker.running():
+                raise CommandError(f"the worker exited; see {worker.log_path}")
             msg = consumer.poll(0.5)
             if msg is None or msg.error() is not None:
                 continue
@@ -158,16 +126,3 @@ def _print_alerts(
             )
     finally:
         consumer.close()
-
-
-def _stop_worker(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()

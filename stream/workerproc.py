@@ -16,55 +16,62 @@ from pathlib import Path
 from typing import Any
 
 from stream.broker import free_port
+from stream.cliutil import CommandError
+
+
+class WorkerFailed(CommandError):
+    """The worker process exited or did not come up."""
 
 
 class WorkerProcess:
-    """``fraudstream worker`` in a subprocess with its own topics, group and state."""
+    """``fraudstream worker`` in a subprocess; by default with its own topics, group and state
+    (a random topic prefix), as tests and benchmarks want."""
 
     def __init__(
-        self, bootstrap: str, data_dir: Path, prefix: str | None = None, partitions: int = 4
+        self,
+        bootstrap: str,
+        data_dir: Path,
+        prefix: str | None = None,
+        partitions: int | None = 4,
+        *,
+        app_id: str | None = None,
+        web_port: int | None = None,
+        log_level: str = "info",
     ) -> None:
-        self.partitions = partitions
-        self.log_level = "info"
         self.bootstrap = bootstrap
         self.data_dir = data_dir
-        self.prefix = prefix or f"t{uuid.uuid4().hex[:10]}."
-        self.app_id = self.prefix.rstrip(".")
-        self.web_port = free_port()
+        self.prefix = f"t{uuid.uuid4().hex[:10]}." if prefix is None else prefix
+        self.app_id = app_id or self.prefix.rstrip(".") or "fraudstream"
+        self.partitions = partitions
+        self.web_port = web_port or free_port()
+        self.log_level = log_level
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "worker.log"
 
     def topic(self, name: str) -> str:
         return self.prefix + name
 
-    def start(self) -> WorkerProcess:
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "stream.cli", "worker", "--broker", self.bootstrap,
+               "--data-dir", str(self.data_dir), "--web-port", str(self.web_port),
+               "--app-id", self.app_id, "--topic-prefix", self.prefix,
+               "--log-level", self.log_level]  # fmt: skip
+        if self.partitions is not None:
+            cmd += ["--partitions", str(self.partitions)]
+        return cmd
+
+    def start(self, timeout: float = 90.0) -> WorkerProcess:
+        """Start and wait until the worker serves ``/metrics``."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable,
-            "-m",
-            "stream.cli",
-            "worker",
-            "--broker",
-            self.bootstrap,
-            "--data-dir",
-            str(self.data_dir),
-            "--web-port",
-            str(self.web_port),
-            "--app-id",
-            self.app_id,
-            "--topic-prefix",
-            self.prefix,
-            "--partitions",
-            "4",
-            "--log-level",
-            "info",
-        ]
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        self.wait_http("/metrics", 90)
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.wait_http("/metrics", timeout)
         return self
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.web_port}{path}"
@@ -82,12 +89,13 @@ class WorkerProcess:
     def wait_http(self, path: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, self.log_tail()
+            if not self.running():
+                raise WorkerFailed(f"the worker exited; see {self.log_path}:\n{self.log_tail()}")
             with contextlib.suppress(OSError):
                 if self.get(path)[0] == 200:
                     return
             time.sleep(0.3)
-        raise AssertionError(f"worker did not serve {path}: {self.log_tail()}")
+        raise WorkerFailed(f"the worker did not serve {path} within {timeout:.0f}s")
 
     def metric(self, name: str) -> float:
         total = 0.0
@@ -104,10 +112,11 @@ class WorkerProcess:
             if value >= at_least:
                 return value
             time.sleep(0.3)
-        raise AssertionError(f"{name} stayed at {value} < {at_least}: {self.log_tail()}")
+        raise WorkerFailed(f"{name} stayed at {value} < {at_least}:\n{self.log_tail()}")
 
     def kill(self) -> None:
-        assert self.proc is not None
+        if self.proc is None:
+            return
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
 

@@ -18,7 +18,7 @@ from typing import IO, Any
 import orjson
 
 from stream.alerts import RULES_MODEL_VERSION, Detection, to_alert
-from stream.churn import ChurnConfig, churn_detection, churn_score
+from stream.churn import ChurnClock, ChurnConfig, churn_detection, churn_score
 from stream.cliutil import CommandError, add_option
 from stream.processor import DetectorConfig, apply_seller_record, apply_user_event
 from stream.replay import iter_in_time_order
@@ -59,7 +59,7 @@ class Backtest:
         self.sellers: dict[str, SellerState] = {}
         self.stats = BacktestStats()
         self.clock: int | None = None  # event time of the latest event
-        self.next_tick: int | None = None
+        self.ticks = ChurnClock(self.churn.interval_ms)
 
     def feed(self, event: Event) -> None:
         self._advance(event.ts)
@@ -85,11 +85,8 @@ class Backtest:
 
     def _advance(self, ts: int) -> None:
         """Tick the churn clock through every interval boundary up to ``ts``."""
-        if self.next_tick is None:
-            self.next_tick = (ts // self.churn.interval_ms + 1) * self.churn.interval_ms
-        while ts >= self.next_tick:
-            self.evaluate_churn(self.next_tick)
-            self.next_tick += self.churn.interval_ms
+        for tick in self.ticks.crossed(0, ts):
+            self.evaluate_churn(tick)
         self.clock = ts if self.clock is None else max(self.clock, ts)
 
     def evaluate_churn(self, now_ms: int) -> None:

@@ -68,3 +68,29 @@ def churn_detection(
         user_id=user_id,
         window=f"last:{last[EID]}",
     )
+
+
+class ChurnClock:
+    """Event-time clocks that tick every ``interval_ms``, aligned to multiples of it.
+
+    ``crossed(key, ts)`` returns the ticks that an event at ``ts`` passes, to be evaluated
+    before the event is applied. The backtest keeps one clock; the worker keeps one per
+    partition, so a user (whose events all live in one partition) is evaluated at the same
+    ticks, with the same state, in both.
+    """
+
+    def __init__(self, interval_ms: int) -> None:
+        self.interval = interval_ms
+        self._next: dict[int, int] = {}
+
+    def crossed(self, key: int, ts: int) -> list[int]:
+        upcoming = self._next.get(key)
+        if upcoming is None:
+            self._next[key] = (ts // self.interval + 1) * self.interval
+            return []
+        ticks = []
+        while ts >= upcoming:
+            ticks.append(upcoming)
+            upcoming += self.interval
+        self._next[key] = upcoming
+        return ticks

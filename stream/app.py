@@ -24,10 +24,11 @@ from stream.alerts import RULES_MODEL_VERSION, Detection, to_alert
 from stream.batching import CoalescedTable
 from stream.dlq import dead_letter
 from stream.errors import Action, as_rejection, decide
-from stream.metrics import Metrics
+from stream.metrics import Metrics, estimate_keys
 from stream.output import KafkaOutput
 from stream.processor import apply_seller_record, apply_user_event
 from stream.schema import Rejected, parse_event
+from stream.security import faust_app_kwargs
 from stream.settings import Settings
 from stream.state import SellerState, UserState, row_to_dict
 from stream.topics import ALERT_TOPICS, BY_SELLER, DEAD_LETTERS, EVENTS
@@ -52,6 +53,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=60.0,
         producer_linger=settings.producer_linger_ms / 1000.0,
+        **faust_app_kwargs(settings),
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.topic(EVENTS), partitions=partitions, **raw)
@@ -61,7 +63,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     sellers = app.Table("sellers", partitions=partitions, key_type=bytes, value_type=bytes)
     cfg = settings.detector_config()
     model_version = RULES_MODEL_VERSION
-    metrics.model_info.info({"version": model_version, "backend": "rules"})
+    metrics.set_model(model_version, "rules", configured=settings.model is not None)
 
     out = KafkaOutput(settings.broker, settings.kafka_client_config())
     dlq_topic, seller_topic = settings.topic(DEAD_LETTERS), settings.topic(BY_SELLER)
@@ -227,23 +229,21 @@ def _add_monitoring(
     @app.timer(5.0)  # type: ignore[untyped-decorator]
     async def report_lag() -> None:
         consumer = app.consumer
+        lag: dict[int, int] = {}
         for tp in consumer.assignment():
             if tp.topic != events_topic:
                 continue
             position = await consumer.position(tp)
             if position is not None:
-                metrics.lag.labels(str(tp.partition)).set(max(0, consumer.highwater(tp) - position))
-        metrics.table_keys.labels("users").set(_local_keys(users))
-        metrics.table_keys.labels("sellers").set(_local_keys(sellers))
+                lag[tp.partition] = max(0, consumer.highwater(tp) - position)
+        # Partitions moved to another worker after a rebalance must not report stale lag.
+        metrics.lag.clear()
+        for partition, behind in lag.items():
+            metrics.lag.labels(str(partition)).set(behind)
+        metrics.table_keys.labels("users").set(estimate_keys(users))
+        metrics.table_keys.labels("sellers").set(estimate_keys(sellers))
 
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         metrics.rebalances.inc()
 
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
-
-
-def _local_keys(table: Any) -> int:
-    try:
-        return len(table.data._key_index)
-    except AttributeError:
-        return 0

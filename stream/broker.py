@@ -32,12 +32,28 @@ class BrokerError(CommandError):
 
 
 @dataclass(frozen=True)
+class SecureListener:
+    """An extra SASL_SSL listener with SCRAM users and PEM key and trust stores.
+
+    The PLAINTEXT listener stays for inter-broker traffic and the readiness check; clients
+    that are to be tested against security connect to ``port`` only."""
+
+    port: int
+    keystore: Path  # PEM: the broker's PKCS#8 private key followed by its certificate chain
+    truststore: Path  # PEM: CA certificates for client certificates
+    users: tuple[tuple[str, str], ...]  # (name, password), created at format time
+    mechanism: str = "SCRAM-SHA-512"
+    client_auth: str = "required"  # mutual TLS: clients must present a certificate
+
+
+@dataclass(frozen=True)
 class BrokerConfig:
     data_dir: Path
     port: int = 9092
     host: str = "127.0.0.1"
     heap_mb: int = 512
     partitions: int = 8
+    secure: SecureListener | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -99,15 +115,19 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def _properties(cfg: BrokerConfig, controller_port: int) -> str:
     log_dir = (cfg.data_dir / "logs").resolve()
+    listeners = f"PLAINTEXT://{cfg.host}:{cfg.port}"
+    if cfg.secure is not None:
+        listeners += f",SASL_SSL://{cfg.host}:{cfg.secure.port}"
     return "\n".join(
         [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@{cfg.host}:{controller_port}",
-            f"listeners=PLAINTEXT://{cfg.host}:{cfg.port},CONTROLLER://{cfg.host}:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://{cfg.host}:{cfg.port}",
+            f"listeners={listeners},CONTROLLER://{cfg.host}:{controller_port}",
+            f"advertised.listeners={listeners}",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
+            "SASL_SSL:SASL_SSL",
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={log_dir}",
             f"num.partitions={cfg.partitions}",
@@ -121,9 +141,27 @@ def _properties(cfg: BrokerConfig, controller_port: int) -> str:
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=true",
             "log.retention.hours=168",
+            *_secure_properties(cfg.secure),
             "",
         ]
     )
+
+
+def _secure_properties(secure: SecureListener | None) -> list[str]:
+    if secure is None:
+        return []
+    mech = secure.mechanism.lower()
+    return [
+        f"listener.name.sasl_ssl.sasl.enabled.mechanisms={secure.mechanism}",
+        f"listener.name.sasl_ssl.{mech}.sasl.jaas.config="
+        "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        "ssl.keystore.type=PEM",
+        f"ssl.keystore.location={secure.keystore.resolve()}",
+        "ssl.truststore.type=PEM",
+        f"ssl.truststore.location={secure.truststore.resolve()}",
+        # KIP-684: on SASL_SSL listeners only the listener-prefixed setting enables mutual TLS.
+        f"listener.name.sasl_ssl.ssl.client.auth={secure.client_auth}",
+    ]
 
 
 _LOG4J = """rootLogger.level=WARN
@@ -166,7 +204,7 @@ def start(cfg: BrokerConfig, timeout: float = 90.0) -> int:
     log4j = cfg.data_dir / "log4j2.properties"
     log4j.write_text(_LOG4J.format(path=(cfg.data_dir / "broker.log").resolve()))
     if not (cfg.data_dir / "logs" / "meta.properties").exists():
-        _format_storage(classpath, props)
+        _format_storage(classpath, props, cfg.secure)
     cmd = [
         "java",
         f"-Xmx{cfg.heap_mb}m",
@@ -185,8 +223,10 @@ def start(cfg: BrokerConfig, timeout: float = 90.0) -> int:
     return proc.pid
 
 
-def _format_storage(classpath: str, props: Path) -> None:
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def _format_storage(classpath: str, props: Path, secure: SecureListener | None) -> None:
+    cluster_id = "-"
+    while cluster_id.startswith("-"):  # as Kafka's Uuid does: "-..." would parse as an option
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     cmd = [
         "java",
         "-cp",
@@ -198,6 +238,10 @@ def _format_storage(classpath: str, props: Path) -> None:
         "-c",
         str(props),
     ]
+    # KRaft keeps SCRAM credentials in the metadata log: they are seeded at format time.
+    if secure is not None:
+        for name, password in secure.users:
+            cmd += ["--add-scram", f"{secure.mechanism}=[name={name},password={password}]"]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise BrokerError(f"formatting Kafka storage failed: {done.stderr.strip()[-300:]}")

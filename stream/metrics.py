@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -16,6 +18,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # From half a millisecond to ten seconds: alert budgets live at the low end.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+ALERT_KINDS = ("fraud", "brushing", "churn")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
@@ -44,6 +47,8 @@ class Metrics:
             registry=r,
         )
         self.alerts = Counter("fraudstream_alerts_emitted", "Alerts emitted", ["kind"], registry=r)
+        for kind in ALERT_KINDS:  # series exist at 0 from the start, so rates and rules see them
+            self.alerts.labels(kind)
         self.event_to_alert = Histogram(
             "fraudstream_event_to_alert_latency_seconds",
             "From the event's append to Kafka to its alert's delivery",
@@ -79,10 +84,38 @@ class Metrics:
         self.model_info = Info(
             "fraudstream_model", "The loaded model bundle and backend", registry=r
         )
+        self.model_fallback = Gauge(
+            "fraudstream_model_fallback",
+            "1 while a model bundle was configured but the rules score instead",
+            registry=r,
+        )
         self.table_keys = Gauge(
-            "fraudstream_table_keys", "Keys held in local state tables", ["table"], registry=r
+            "fraudstream_table_keys",
+            "Keys in this worker's local state tables (RocksDB estimate)",
+            ["table"],
+            registry=r,
         )
         self.up = Gauge("fraudstream_worker_up", "1 while the worker runs", registry=r)
         self.rebalances = Counter(
             "fraudstream_rebalances", "Partition assignments received", registry=r
         )
+
+    def set_model(self, version: str, backend: str, configured: bool) -> None:
+        """Record the scoring model; ``configured``: a bundle was asked for."""
+        self.model_info.info({"version": version, "backend": backend})
+        self.model_fallback.set(1 if configured and backend == "rules" else 0)
+
+
+def estimate_keys(table: Any) -> int:
+    """Keys in a Faust RocksDB table's partition databases held by this worker.
+
+    RocksDB's ``estimate-num-keys`` is O(1) per database, where counting would scan the
+    state; it may overcount recently overwritten keys until compaction."""
+    dbs = getattr(table.data, "_dbs", None) or {}
+    total = 0
+    for db in list(dbs.values()):
+        try:
+            total += int(db.property_int_value("rocksdb.estimate-num-keys") or 0)
+        except Exception:  # a partition database closing during a rebalance
+            continue
+    return total

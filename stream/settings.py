@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.processor import DetectorConfig
 from stream.rules import RuleConfig
+from stream.security import SaslMechanism, SecurityProtocol, check, librdkafka_config
 from stream.state import StateLimits
 
 
 class Settings(BaseSettings):
     """Worker settings; every field reads ``FRAUDSTREAM_<NAME>`` from the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="FRAUDSTREAM_", frozen=True, extra="ignore")
+    # Validation errors would echo the raw input, passwords included: hide it.
+    model_config = SettingsConfigDict(
+        env_prefix="FRAUDSTREAM_", frozen=True, extra="ignore", hide_input_in_errors=True
+    )
 
     broker: str = "127.0.0.1:9092"
     app_id: str = "fraudstream"
@@ -38,24 +42,25 @@ class Settings(BaseSettings):
     # Micro-batches: up to batch_max events, waiting at most batch_wait_ms for more.
     batch_max: int = Field(default=500, ge=1)
     batch_wait_ms: float = Field(default=2.0, ge=0)
-    # Kafka security for real clusters; the secret is never printed.
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    # Kafka security for real clusters (see stream.security); secrets are never printed.
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None  # PEM; the system trust store when unset
+    ssl_certfile: Path | None = None  # PEM client certificate (chain), for mutual TLS
+    ssl_keyfile: Path | None = None
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> Settings:
+        check(self)
+        return self
 
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka settings for security; empty for a plaintext local broker."""
-        config: dict[str, str] = {}
-        if self.security_protocol != "PLAINTEXT":
-            config["security.protocol"] = self.security_protocol
-        if self.sasl_mechanism:
-            config["sasl.mechanism"] = self.sasl_mechanism
-        if self.sasl_username:
-            config["sasl.username"] = self.sasl_username
-        if self.sasl_password is not None:
-            config["sasl.password"] = self.sasl_password.get_secret_value()
-        return config
+        return librdkafka_config(self)
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

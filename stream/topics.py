@@ -8,6 +8,7 @@ creates every topic itself, up front, with one partition count.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
@@ -29,9 +30,12 @@ def ensure_topics(
     partitions: int,
     timeout: float = 30.0,
     compacted: frozenset[str] = frozenset(),
+    client_config: Mapping[str, str] | None = None,
 ) -> dict[str, int]:
-    """Create missing topics; return each topic's actual partition count."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    """Create missing topics; return each topic's actual partition count.
+
+    ``client_config`` carries security settings (``Settings.kafka_client_config()``)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(client_config or {})})
     existing = admin.list_topics(timeout=timeout).topics
     missing = [n for n in names if n not in existing]
     if missing:

@@ -21,13 +21,20 @@ from stream.topics import (
 def prepare_topics(settings: Settings) -> int:
     """Create the contract's topics if missing; return the input topic's partition count."""
     names = [settings.topic(n) for n in (EVENTS, DEAD_LETTERS, BY_SELLER, *ALERT_TOPICS.values())]
-    counts = ensure_topics(settings.broker, names, settings.partitions)
+    security = settings.kafka_client_config()
+    counts = ensure_topics(settings.broker, names, settings.partitions, client_config=security)
     events = counts[settings.topic(EVENTS)]
     # Tables are co-partitioned with their source topics: the changelogs and the seller
     # topic must have exactly as many partitions as the input. Creating the changelogs here
     # avoids a start-up race in which an agent sees a changelog with no partitions yet.
     changelogs = [changelog_topic(settings.app_id, t) for t in TABLES]
-    counts |= ensure_topics(settings.broker, changelogs, events, compacted=frozenset(changelogs))
+    counts |= ensure_topics(
+        settings.broker,
+        changelogs,
+        events,
+        compacted=frozenset(changelogs),
+        client_config=security,
+    )
     for name in (settings.topic(BY_SELLER), *changelogs):
         if counts[name] != events:
             raise RuntimeError(

@@ -23,6 +23,7 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from stream.cliutil import CommandError, add_option
+from stream.settings import Settings
 from stream.timeutil import parse_ts
 
 DEFAULT_BROKER = "127.0.0.1:9092"
@@ -275,7 +276,10 @@ def replay_file(
         if err is not None:
             errors[0] += 1
 
-    producer = Producer({**_producer_config(broker, speed is not None), "on_delivery": on_delivery})
+    # Security (SASL, TLS) from the FRAUDSTREAM_* environment, as the worker reads it.
+    security = Settings().kafka_client_config()
+    config = {**_producer_config(broker, speed is not None), **security, "on_delivery": on_delivery}
+    producer = Producer(config)
     try:
         metadata = producer.list_topics(topic, timeout=10)
     except KafkaException as exc:

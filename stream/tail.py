@@ -7,6 +7,7 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError
 
+from stream.settings import Settings
 from stream.topics import ALERT_TOPICS
 
 
@@ -24,6 +25,8 @@ def tail_alerts(
             "group.id": f"fraudstream-tail-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "enable.auto.commit": False,
+            # Security (SASL, TLS) from the FRAUDSTREAM_* environment, as the worker reads it.
+            **Settings().kafka_client_config(),
         }
     )
     consumer.subscribe(topics)

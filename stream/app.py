@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from stream.alerts import RULES_MODEL_VERSION, Detection, to_alert
 from stream.batching import CoalescedTable
+from stream.churn import ChurnClock, churn_detection, churn_score
 from stream.dlq import dead_letter
 from stream.errors import Action, as_rejection, decide
 from stream.metrics import Metrics, estimate_keys
@@ -86,6 +87,8 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
             raise Rejected(
                 "bad_key", f"key: message key {key!r} must equal user_id {event.user_id!r}"
             )
+        for tick in churn_clock.crossed(ev.message.partition, event.ts):
+            evaluate_churn(ev, tick, table, fired)
         result = apply_user_event(table.get(ev, ev.key), event, cfg)
         if result.outcome == "late":
             raise Rejected("late", "field 'ts': event is older than the allowed lateness")
@@ -96,6 +99,24 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
             out.send(seller_topic, seller_id.encode(), orjson.dumps(row))
         if result.outcome == "added":
             table.mark(ev, ev.key)
+
+    churn_cfg = settings.churn_config()
+    churn_clock = ChurnClock(churn_cfg.interval_ms)
+
+    def evaluate_churn(
+        ev: Any, tick: int, table: CoalescedTable[UserState], fired: list[tuple[Any, Detection]]
+    ) -> None:
+        """The partition's event-time clock passed ``tick``: score every user it holds, as
+        the backtest does at the same tick. ``ev`` (same partition) carries the writes."""
+        for key in table.keys_in(ev.message.partition):
+            state = table.get(ev, key)
+            score = churn_score(state, tick, churn_cfg)
+            if score is None:
+                continue
+            det = churn_detection(key.decode(), state, tick, score, churn_cfg)
+            if det is not None:
+                fired.append((ev, det))
+                table.mark(ev, key)
 
     def handle_seller(
         ev: Any, table: CoalescedTable[SellerState], fired: list[tuple[Any, Detection]]

@@ -63,6 +63,19 @@ class CoalescedTable(Generic[S]):
             self._cache[key] = state
         return state
 
+    def keys_in(self, partition: int) -> list[bytes]:
+        """Keys this worker holds in ``partition``: stored ones and this batch's new ones."""
+        store = self._table.data
+        db = store._db_for_partition(partition)
+        stored = [k for k in db.keys() if k != store.offset_key]  # noqa: SIM118 - a RocksDB handle
+        known = set(stored)
+        fresh = [
+            k
+            for k, ev in self._dirty.items()
+            if ev.message.partition == partition and k not in known
+        ]
+        return stored + fresh
+
     def mark(self, event: Any, key: bytes) -> None:
         """The state of ``key`` changed while handling ``event``."""
         self._dirty[key] = event

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stream.churn import ChurnConfig
 from stream.processor import DetectorConfig
 from stream.rules import RuleConfig
 from stream.security import SaslMechanism, SecurityProtocol, check, librdkafka_config
@@ -39,6 +40,9 @@ class Settings(BaseSettings):
     commit_interval_seconds: float = Field(default=1.0, gt=0)
     # Batches changelog and seller-topic writes; alerts wait at most this long too.
     producer_linger_ms: float = Field(default=2.0, ge=0)
+    # Churn: users are scored each time their partition's event-time clock passes a tick.
+    churn_interval_hours: float = Field(default=24, gt=0)
+    churn_threshold: float = Field(default=0.9, ge=0, le=1)
     # Micro-batches: up to batch_max events, waiting at most batch_wait_ms for more.
     batch_max: int = Field(default=500, ge=1)
     batch_wait_ms: float = Field(default=2.0, ge=0)
@@ -61,6 +65,12 @@ class Settings(BaseSettings):
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka settings for security; empty for a plaintext local broker."""
         return librdkafka_config(self)
+
+    def churn_config(self) -> ChurnConfig:
+        return ChurnConfig(
+            interval_ms=int(self.churn_interval_hours * 3600 * 1000),
+            threshold=self.churn_threshold,
+        )
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -144,3 +144,21 @@ def test_kill_9_mid_stream_loses_no_state(kafka_broker: str, tmp_path: Path) -> 
             assert state["total"] == len(ids)  # each event counted once: no loss, no double
     finally:
         worker.stop()
+
+
+def test_churn_clock_alerts_an_inactive_user(kafka_broker: str, tmp_path: Path) -> None:
+    worker = WorkerProcess(kafka_broker, tmp_path / "w", partitions=1).start()
+    try:
+        day = 86_400_000
+        habitual = [ev("quitter", "page_view", T0 + d * day, event_id=f"q{d}") for d in range(20)]
+        # Another user's events move the partition's event-time clock 12 days on.
+        later = [ev("other", "page_view", T0 + (31 + d) * day, event_id=f"o{d}") for d in range(2)]
+        produce_events(kafka_broker, worker.topic("events"), habitual + later)
+        alerts = [
+            orjson.loads(m.value())
+            for m in consume(kafka_broker, worker.topic("alerts.churn"), expect=1)
+        ]
+        assert [a["subject"]["id"] for a in alerts] == ["quitter"]
+        assert alerts[0]["event_id"] == "q19" and alerts[0]["score"] >= alerts[0]["threshold"]
+    finally:
+        worker.stop()

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from model.cli import register as register_model
 from stream import __version__
 from stream.backtest import register as register_backtest
 from stream.cliutil import CommandError, add_option, fail
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_simulate(sub)  # generate, and replay
     register_backtest(sub)
     register_evaluate(sub)
+    register_model(sub)  # build, and bench model
     return parser
 
 

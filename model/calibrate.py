@@ -1,0 +1,146 @@
+"""Calibration, thresholds and ranking metrics, in numpy only (the scorer imports this).
+
+Platt scaling maps a raw logit z to sigmoid(a * z + b), fitted by Newton's method on
+validation data, so scores read as probabilities. Thresholds are then chosen on the
+calibrated validation scores: the lowest one whose precision reaches the target, falling
+back to an alert budget (a top fraction) when no threshold reaches it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+ArrayLike = npt.NDArray[Any]
+
+
+def sigmoid(z: ArrayLike) -> FloatArray:
+    z = np.asarray(z, dtype=np.float64)
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+@dataclass(frozen=True)
+class Platt:
+    a: float = 1.0
+    b: float = 0.0
+
+    def apply(self, logits: ArrayLike) -> FloatArray:
+        return sigmoid(self.a * np.asarray(logits, dtype=np.float64) + self.b)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": "platt", "a": self.a, "b": self.b}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Platt:
+        if data.get("method") != "platt":
+            raise ValueError(f"unknown calibration method {data.get('method')!r}")
+        return cls(float(data["a"]), float(data["b"]))
+
+
+def fit_platt(logits: ArrayLike, labels: ArrayLike, iters: int = 50, l2: float = 1e-3) -> Platt:
+    """Fit (a, b) by regularised Newton steps on the log loss (Platt's target smoothing)."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    n_pos, n_neg = y.sum(), len(y) - y.sum()
+    if n_pos == 0 or n_neg == 0:
+        return Platt()
+    # Platt's smoothed targets keep the fit finite on separable data.
+    t = np.where(y > 0, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+    x = np.stack([z, np.ones_like(z)], axis=1)
+
+    def loss(w: FloatArray) -> float:
+        m = x @ w  # log loss written with logaddexp so large margins stay finite
+        return float(
+            np.sum(t * np.logaddexp(0.0, -m) + (1 - t) * np.logaddexp(0.0, m)) + 0.5 * l2 * w @ w
+        )
+
+    w = np.array([0.0, float(np.log((n_pos + 1) / (n_neg + 1)))])
+    current = loss(w)
+    for _ in range(iters):
+        p = sigmoid(x @ w)
+        grad = x.T @ (p - t) + l2 * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        scale = 1.0
+        while scale > 1e-6 and loss(w - scale * step) > current:
+            scale /= 2  # damped Newton: plain steps can oscillate far from the optimum
+        w = w - scale * step
+        previous, current = current, loss(w)
+        if previous - current < 1e-10 * max(1.0, abs(current)):
+            break
+    return Platt(float(w[0]), float(w[1]))
+
+
+def _pr_curve(scores: ArrayLike, labels: ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Precision, recall and threshold at each distinct score, highest score first."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # end of each tie group
+    tp = np.cumsum(y)[last]
+    fp = (last + 1) - tp
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / max(y.sum(), 1.0)
+    return precision, recall, s[last]
+
+
+def average_precision(scores: ArrayLike, labels: ArrayLike) -> float:
+    """PR-AUC as average precision (step-wise, ties grouped), NaN without positives."""
+    if np.asarray(labels).sum() == 0:
+        return float("nan")
+    precision, recall, _ = _pr_curve(scores, labels)
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def recall_at_precision(scores: ArrayLike, labels: ArrayLike, target: float = 0.9) -> float:
+    if np.asarray(labels).sum() == 0:
+        return float("nan")
+    precision, recall, _ = _pr_curve(scores, labels)
+    ok = precision >= target
+    return float(recall[ok].max()) if ok.any() else 0.0
+
+
+def choose_threshold(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    target_precision: float = 0.9,
+    alert_budget: float = 0.005,
+) -> dict[str, Any]:
+    """The threshold with the best recall at ``target_precision``, else the alert budget."""
+    s = np.asarray(scores, dtype=np.float64)
+    precision, recall, thr = _pr_curve(s, labels)
+    ok = precision >= target_precision
+    if np.asarray(labels).sum() > 0 and ok.any():
+        i = int(np.argmax(np.where(ok, recall, -1.0)))
+        return {
+            "threshold": float(thr[i]),
+            "rule": "target_precision",
+            "target_precision": target_precision,
+            "val_precision": float(precision[i]),
+            "val_recall": float(recall[i]),
+        }
+    threshold = float(np.quantile(s, 1.0 - alert_budget)) if len(s) else 1.0
+    alerts = s >= threshold
+    y = np.asarray(labels, dtype=np.float64)
+    return {
+        "threshold": threshold,
+        "rule": "alert_budget",
+        "alert_budget": alert_budget,
+        "val_precision": float(y[alerts].mean()) if alerts.any() else 0.0,
+        "val_recall": float(y[alerts].sum() / max(y.sum(), 1.0)),
+    }
+
+
+def ranking_metrics(scores: ArrayLike, labels: ArrayLike) -> dict[str, float]:
+    y = np.asarray(labels)
+    return {
+        "pr_auc": average_precision(scores, y),
+        "recall_at_p90": recall_at_precision(scores, y, 0.9),
+        "n": float(len(y)),
+        "positives": float(y.sum()),
+    }

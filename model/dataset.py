@@ -1,0 +1,243 @@
+"""Training examples from an events file and a labels file (CONTRACT section 4).
+
+Every example is a window of one user's events ending at a scoring point, with a target
+per kind or -1 where that kind does not apply there:
+
+- fraud: every decision event (checkout, payment, purchase, login, account_update,
+  review); positive when its event id carries a fraud label.
+- brushing: every purchase; positive when the purchase is labelled, or, where the labels
+  only name brushing sellers, when its seller is one.
+- churn: the user's last event of each day; positive when the user shows no activity
+  within the horizon after it. A point whose horizon reaches past the end of its split is
+  censored (-1), so no label looks beyond the data a model may see.
+
+The split is by days: earlier days train, then validation, then test.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from model.features import (
+    DECISION_TYPES,
+    KINDS,
+    EventTable,
+    FeatureSpec,
+    encode_window,
+    tokenize_events,
+)
+
+DAY_MS = 86_400_000
+FRAUD, BRUSHING, CHURN = range(3)
+
+
+@dataclass
+class Labels:
+    fraud_events: set[str] = field(default_factory=set)
+    brushing_events: set[str] = field(default_factory=set)
+    brushing_sellers: set[str] = field(default_factory=set)
+    churn_users: dict[str, int] = field(default_factory=dict)
+
+    def has(self, kind: str) -> bool:
+        if kind == "fraud":
+            return bool(self.fraud_events)
+        if kind == "brushing":
+            return bool(self.brushing_events or self.brushing_sellers)
+        return bool(self.churn_users)
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    with path.open("rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    yield lineno, orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{lineno}: invalid JSON: {exc}") from None
+
+
+def read_labels(path: Path) -> Labels:
+    labels = Labels()
+    for lineno, row in _jsonl(path):
+        kind = row.get("kind") if isinstance(row, dict) else None
+        if kind == "fraud" and "event_id" in row:
+            labels.fraud_events.add(str(row["event_id"]))
+        elif kind == "brushing" and "event_id" in row:
+            labels.brushing_events.add(str(row["event_id"]))
+        elif kind == "brushing" and "seller_id" in row:
+            labels.brushing_sellers.add(str(row["seller_id"]))
+        elif kind == "churn" and "user_id" in row:
+            labels.churn_users[str(row["user_id"])] = _label_ts(row.get("ts"))
+        else:
+            raise ValueError(f"{path}:{lineno}: not a CONTRACT label row")
+    return labels
+
+
+def read_events(path: Path) -> tuple[dict[str, list[dict[str, Any]]], int]:
+    """Events grouped by user and sorted by time; also the count rejected.
+
+    Each line goes through the stream's own validation and storage (``parse_event``,
+    ``event_row``, ``row_to_dict``), so training sees exactly the fields and values the
+    worker hands to ``encode_sequence``. Lines the stream would dead-letter are skipped.
+    """
+    from stream.schema import Rejected, parse_event
+    from stream.state import event_row, row_to_dict
+
+    users: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    rejected = 0
+    with path.open("rb") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                event = parse_event(line.rstrip(b"\r\n"))
+            except Rejected:
+                rejected += 1
+                continue
+            users[event.user_id].append(row_to_dict(event_row(event)))
+    for evs in users.values():
+        evs.sort(key=lambda e: (e["ts"], str(e.get("event_id", ""))))
+    return dict(users), rejected
+
+
+def _label_ts(value: Any) -> int:
+    from stream.timeutil import parse_ts
+
+    return parse_ts(value) if value is not None else 0
+
+
+@dataclass
+class Split:
+    train_end: int  # epoch ms, exclusive
+    val_end: int
+    data_end: int  # last event time (inclusive)
+
+    def part(self, ts: int) -> int:
+        return 0 if ts < self.train_end else 1 if ts < self.val_end else 2
+
+    def horizon_end(self, part: int) -> int:
+        return (self.train_end, self.val_end, self.data_end + 1)[part]
+
+
+def day_split(first_ts: int, last_ts: int, val_frac: float, test_frac: float) -> Split:
+    first_day, n_days = first_ts // DAY_MS, last_ts // DAY_MS - first_ts // DAY_MS + 1
+    n_test = max(1, round(n_days * test_frac))
+    n_val = max(1, round(n_days * val_frac))
+    if n_days < n_test + n_val + 1:
+        raise ValueError(f"{n_days} days of events are too few for a train/val/test split by day")
+    train_end = (first_day + n_days - n_test - n_val) * DAY_MS
+    return Split(train_end, train_end + n_val * DAY_MS, last_ts)
+
+
+@dataclass
+class Examples:
+    """Index of scoring points; windows are materialised on demand by ``encode``."""
+
+    user: npt.NDArray[np.int32]
+    end: npt.NDArray[np.int32]  # window is table[end - T : end]
+    ts: npt.NDArray[np.int64]
+    part: npt.NDArray[np.int8]  # 0 train, 1 validation, 2 test
+    y: npt.NDArray[np.float32]  # (n, 3), -1 where the kind does not apply
+
+    def __len__(self) -> int:
+        return int(self.user.shape[0])
+
+    def subset(self, idx: npt.NDArray[np.int64]) -> Examples:
+        return Examples(self.user[idx], self.end[idx], self.ts[idx], self.part[idx], self.y[idx])
+
+
+@dataclass
+class Corpus:
+    events_path: Path
+    user_ids: list[str]
+    tables: list[EventTable]
+    events: list[list[dict[str, Any]]]
+    examples: Examples
+    split: Split
+    kinds: dict[str, bool]  # kind -> the labels file has labels of this kind
+
+
+def _targets(
+    evs: list[dict[str, Any]], labels: Labels, split: Split, horizon_ms: int
+) -> Iterator[tuple[int, list[float]]]:
+    seller_only = not labels.brushing_events
+    for i, ev in enumerate(evs):
+        y = [-1.0, -1.0, -1.0]
+        etype = ev.get("type")
+        if etype in DECISION_TYPES:
+            y[FRAUD] = float(str(ev.get("event_id")) in labels.fraud_events)
+        if etype == "purchase":
+            eid, seller = str(ev.get("event_id")), str(ev.get("seller_id"))
+            y[BRUSHING] = float(
+                eid in labels.brushing_events or (seller_only and seller in labels.brushing_sellers)
+            )
+        ts = int(ev["ts"])
+        last_of_day = i + 1 == len(evs) or int(evs[i + 1]["ts"]) // DAY_MS != ts // DAY_MS
+        if last_of_day and ts + horizon_ms < split.horizon_end(split.part(ts)):
+            nxt = int(evs[i + 1]["ts"]) if i + 1 < len(evs) else None
+            y[CHURN] = float(nxt is None or nxt - ts > horizon_ms)
+        if max(y) >= 0:
+            yield i, y
+
+
+def build_corpus(
+    events_path: Path,
+    labels_path: Path,
+    spec: FeatureSpec,
+    *,
+    horizon_days: float = 30.0,
+    val_frac: float = 0.1,
+    test_frac: float = 0.2,
+) -> Corpus:
+    users, _ = read_events(events_path)
+    labels = read_labels(labels_path)
+    if not users:
+        raise ValueError(f"{events_path} holds no usable events")
+    all_ts = [e["ts"] for evs in users.values() for e in (evs[0], evs[-1])]
+    split = day_split(min(all_ts), max(all_ts), val_frac, test_frac)
+    horizon_ms = int(horizon_days * DAY_MS)
+    cols: dict[str, list[Any]] = {"user": [], "end": [], "ts": [], "part": [], "y": []}
+    user_ids = sorted(users)
+    for u, uid in enumerate(user_ids):
+        evs = users[uid]
+        for i, y in _targets(evs, labels, split, horizon_ms):
+            ts = int(evs[i]["ts"])
+            cols["user"].append(u)
+            cols["end"].append(i + 1)
+            cols["ts"].append(ts)
+            cols["part"].append(split.part(ts))
+            cols["y"].append(y)
+    ex = Examples(
+        np.asarray(cols["user"], np.int32),
+        np.asarray(cols["end"], np.int32),
+        np.asarray(cols["ts"], np.int64),
+        np.asarray(cols["part"], np.int8),
+        np.asarray(cols["y"], np.float32).reshape(-1, 3),
+    )
+    tables = [tokenize_events(users[uid], spec) for uid in user_ids]
+    kinds = {k: labels.has(k) for k in KINDS}
+    events = [users[uid] for uid in user_ids]
+    return Corpus(events_path, user_ids, tables, events, ex, split, kinds)
+
+
+def encode(
+    corpus: Corpus, ex: Examples, spec: FeatureSpec, T: int
+) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """Materialise windows; codes are stored as int16 to keep a million windows in memory."""
+    n = len(ex)
+    cat = np.zeros((n, T, spec.n_cat), dtype=np.int16)
+    num = np.zeros((n, T, spec.n_num), dtype=np.float32)
+    mask = np.zeros((n, T), dtype=np.bool_)
+    for i in range(n):
+        end = int(ex.end[i])
+        c, x, m = encode_window(corpus.tables[ex.user[i]], end - T, end, spec, T)
+        cat[i], num[i], mask[i] = c, x, m
+    return cat, num, mask

@@ -1,0 +1,122 @@
+"""Test-day evaluation per kind (teacher, student, INT8 student, LightGBM, rules) and the
+teacher-versus-student speed measurement."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from model.baseline import LightGBMBaseline, window_features
+from model.calibrate import Platt, ranking_metrics
+from model.features import KINDS, FeatureSpec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from model.config import BuildConfig
+    from model.dataset import Corpus, Examples
+
+Arrays = tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN (a kind without test positives) becomes null."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _rules(corpus: Corpus, test: Examples, log: Callable[[str], None]) -> dict[str, Any] | None:
+    try:
+        from model.rules_eval import rule_scores
+
+        return rule_scores(corpus.events_path, int(test.ts.min()) if len(test) else 0)
+    except Exception as exc:  # the rules are optional context, never a reason to fail
+        log(f"rules not evaluated: {type(exc).__name__}: {exc}")
+        return None
+
+
+def evaluate_kinds(
+    corpus: Corpus,
+    test: Examples,
+    d_test: Arrays,
+    spec: FeatureSpec,
+    kinds: list[str],
+    calibration: dict[str, Platt],
+    logits: dict[str, npt.NDArray[np.float32]],
+    lgbm: tuple[Arrays, npt.NDArray[np.float32], BuildConfig],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    d_train, y_train, cfg = lgbm
+    gbm = LightGBMBaseline(cfg.lgbm_estimators, cfg.threads, cfg.seed)
+    gbm.fit(window_features(*d_train, spec), y_train, [KINDS.index(k) for k in kinds])
+    x_test = window_features(*d_test, spec)
+    rules = _rules(corpus, test, log)
+    event_ids = [
+        str(corpus.events[u][e - 1].get("event_id"))
+        for u, e in zip(test.user, test.end, strict=True)
+    ]
+    out: dict[str, Any] = {}
+    for k in kinds:
+        j = KINDS.index(k)
+        has = test.y[:, j] >= 0
+        y = test.y[has, j]
+        res: dict[str, Any] = {who: ranking_metrics(z[has, j], y) for who, z in logits.items()}
+        res["lightgbm"] = ranking_metrics(gbm.predict(x_test, j)[has], y)
+        if rules is not None and k in rules:
+            ids = [eid for eid, h in zip(event_ids, has, strict=True) if h]
+            res["rules"] = ranking_metrics(np.array([rules[k].get(i, 0.0) for i in ids]), y)
+        p32 = calibration[k].apply(logits["student"][has, j])
+        p8 = calibration[k].apply(logits["student_int8"][has, j])
+        res["int8_max_abs_prob_diff"] = float(np.abs(p32 - p8).max()) if has.any() else 0.0
+        res["student_brier"] = float(np.mean((p32 - y) ** 2)) if has.any() else float("nan")
+        t_auc, s_auc = res["teacher"]["pr_auc"], res["student"]["pr_auc"]
+        res["student_over_teacher_pr_auc"] = s_auc / t_auc if t_auc and t_auc > 0 else float("nan")
+        out[k] = res
+        log(
+            f"{k}: PR-AUC teacher {t_auc:.3f} student {s_auc:.3f} int8 "
+            f"{res['student_int8']['pr_auc']:.3f} lightgbm {res['lightgbm']['pr_auc']:.3f}"
+            + (f" rules {res['rules']['pr_auc']:.3f}" if "rules" in res else "")
+            + f" (test positives {int(y.sum())}/{len(y)})"
+        )
+    return {"test": _clean(out)}
+
+
+def measure_speed(
+    teacher: nn.Module,
+    student: nn.Module,
+    spec: FeatureSpec,
+    T: int,
+    batch: int = 256,
+    reps: int = 5,
+    threads: int = 2,
+) -> dict[str, float]:
+    """Torch CPU sequences per second of both networks on the same random batch."""
+    import torch
+
+    torch.set_num_threads(threads)
+    g = torch.Generator().manual_seed(0)
+    cat = torch.stack(
+        [torch.randint(0, c, (batch, T), generator=g) for c in spec.cardinalities], -1
+    )
+    num = torch.randn(batch, T, spec.n_num, generator=g)
+    mask = torch.ones(batch, T)
+    rates = {}
+    with torch.inference_mode():
+        for name, net in (("teacher", teacher.eval()), ("student", student.eval())):
+            net(cat, num, mask)
+            best = math.inf
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                net(cat, num, mask)
+                best = min(best, time.perf_counter() - t0)
+            rates[f"{name}_torch_seq_per_s"] = batch / best
+    rates["speed_ratio"] = rates["student_torch_seq_per_s"] / rates["teacher_torch_seq_per_s"]
+    return rates

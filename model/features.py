@@ -1,0 +1,313 @@
+"""Event tokenization shared by training and the stream worker.
+
+An event becomes a row of small categorical codes plus a few numbers. Work splits in two:
+``tokenize_events`` turns each event into per-event codes once (hashes, log buckets, hour),
+and ``encode_window`` derives what depends on the window (time since the previous event,
+novelty flags, running distinct counts) from those codes. ``encode_sequence`` is the two
+together; training tokenizes each user's history once and calls ``encode_window`` on
+slices, and a test proves the two paths agree exactly.
+
+Only numpy and the standard library are imported here: the worker calls this per decision.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+EVENT_TYPES: tuple[str, ...] = (
+    "login",
+    "logout",
+    "page_view",
+    "search",
+    "item_view",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout",
+    "payment",
+    "purchase",
+    "refund",
+    "review",
+    "account_update",
+)
+DECISION_TYPES: frozenset[str] = frozenset(
+    {"checkout", "payment", "purchase", "login", "account_update", "review"}
+)
+KINDS: tuple[str, ...] = ("fraud", "brushing", "churn")
+MAX_T = 64
+
+# Code 0 is padding everywhere; code 1 means "field absent" where a field is optional.
+PAD, MISSING = 0, 1
+TYPE_INDEX = {t: i + 1 for i, t in enumerate(EVENT_TYPES)}
+MASK_TYPE = len(EVENT_TYPES) + 1  # used by masked-event pretraining only
+_STATUS = {"ok": 2, "failed": 3}
+# Novelty codes: absent / seen earlier in the window / first occurrence in the window.
+# Only fields the stream keeps in its per-user state may appear here (not session_id).
+SEEN, NEW = 2, 3
+NOVELTY_FIELDS: tuple[str, ...] = (
+    "device_id",
+    "ip",
+    "country",
+    "instrument_id",
+    "item_id",
+    "seller_id",
+    "order_id",
+)
+
+Int64Array = npt.NDArray[np.int64]
+Float32Array = npt.NDArray[np.float32]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """How events become codes; stored in the bundle manifest so scoring matches training."""
+
+    version: int = 2
+    category_buckets: int = 64
+    seller_buckets: int = 64
+    payment_buckets: int = 16
+    price_buckets: int = 16
+    amount_buckets: int = 16
+    gap_buckets: int = 20
+    log_scale: float = 1.5  # buckets per unit of log1p(value)
+    # Events older than this before the decision are left out, as the stream's per-user
+    # state forgets them (its max_age must be at least this).
+    max_age_ms: int = 30 * 86_400_000
+
+    @property
+    def cat_features(self) -> tuple[str, ...]:
+        return (
+            "type",
+            "status",
+            "category",
+            "seller",
+            "payment_method",
+            "price",
+            "amount",
+            "gap",
+            "hour",
+            "rating",
+            *(f"new_{f}" for f in NOVELTY_FIELDS),
+        )
+
+    @property
+    def num_features(self) -> tuple[str, ...]:
+        return (
+            "log_price",
+            "log_amount",
+            "log_gap",
+            "log_quantity",
+            "distinct_devices",
+            "distinct_ips",
+            "distinct_countries",
+            "distinct_instruments",
+            "failed_so_far",
+            "log_age",
+        )
+
+    @property
+    def cardinalities(self) -> tuple[int, ...]:
+        """Embedding table sizes per categorical feature, padding and missing included."""
+        fixed = (
+            MASK_TYPE + 1,
+            4,
+            self.category_buckets + 2,
+            self.seller_buckets + 2,
+            self.payment_buckets + 2,
+            self.price_buckets + 2,
+            self.amount_buckets + 2,
+            self.gap_buckets + 2,
+            25,
+            7,
+        )
+        return fixed + (4,) * len(NOVELTY_FIELDS)
+
+    @property
+    def n_cat(self) -> int:
+        return len(self.cat_features)
+
+    @property
+    def n_num(self) -> int:
+        return len(self.num_features)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FeatureSpec:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown feature spec fields: {sorted(unknown)}")
+        return cls(**dict(data))
+
+
+# Per-event columns produced by tokenize_events (before window features).
+_COL_TYPE, _COL_STATUS, _COL_CAT, _COL_SELLER, _COL_PAY, _COL_PRICE, _COL_AMOUNT = range(7)
+_COL_HOUR, _COL_RATING = 7, 8
+_N_STATIC = 9
+# Novelty columns hold stable hashes of the raw value (0 = absent).
+_N_IDS = len(NOVELTY_FIELDS)
+
+
+@dataclass
+class EventTable:
+    """Per-event codes of a list of events, in order; slices feed ``encode_window``."""
+
+    ts: Int64Array  # (n,) epoch ms
+    static: Int64Array  # (n, _N_STATIC) categorical codes
+    ids: Int64Array  # (n, _N_IDS) value hashes for novelty, 0 = absent
+    nums: Float32Array  # (n, 3) log1p of price, amount, quantity
+
+    def __len__(self) -> int:
+        return int(self.ts.shape[0])
+
+
+def stable_hash(value: str) -> int:
+    """A hash that is the same in every process (unlike ``hash()``), never 0."""
+    return zlib.crc32(value.encode("utf-8")) + 1
+
+
+def _bucket(value: str | None, n: int) -> int:
+    if value is None or value == "":
+        return MISSING
+    return 2 + zlib.crc32(value.encode("utf-8")) % n
+
+
+def _log_bucket(value: Any, n: int, scale: float) -> int:
+    if value is None:
+        return MISSING
+    x = max(float(value), 0.0)
+    return 2 + min(n - 1, int(math.log1p(x) * scale))
+
+
+def _opt_str(event: Mapping[str, Any], field: str) -> str | None:
+    value = event.get(field)
+    return None if value is None else str(value)
+
+
+def tokenize_events(events: Sequence[Mapping[str, Any]], spec: FeatureSpec) -> EventTable:
+    """Per-event codes for ``events`` (CONTRACT field names, ``ts`` in epoch ms)."""
+    n = len(events)
+    ts = np.empty(n, dtype=np.int64)
+    static = np.empty((n, _N_STATIC), dtype=np.int64)
+    ids = np.zeros((n, _N_IDS), dtype=np.int64)
+    nums = np.zeros((n, 3), dtype=np.float32)
+    for i, ev in enumerate(events):
+        t = int(ev["ts"])
+        ts[i] = t
+        price, amount, qty = ev.get("price"), ev.get("amount"), ev.get("quantity")
+        rating = ev.get("rating")
+        static[i] = (
+            TYPE_INDEX.get(str(ev.get("type")), MISSING),
+            _STATUS.get(str(ev.get("status")), MISSING),
+            _bucket(_opt_str(ev, "category"), spec.category_buckets),
+            _bucket(_opt_str(ev, "seller_id"), spec.seller_buckets),
+            _bucket(_opt_str(ev, "payment_method"), spec.payment_buckets),
+            _log_bucket(price, spec.price_buckets, spec.log_scale),
+            _log_bucket(amount, spec.amount_buckets, spec.log_scale),
+            1 + (t // 3_600_000) % 24,
+            1 + int(rating) if isinstance(rating, int) and 1 <= rating <= 5 else MISSING,
+        )
+        for j, field in enumerate(NOVELTY_FIELDS):
+            value = ev.get(field)
+            if value is not None and value != "":
+                ids[i, j] = stable_hash(str(value))
+        nums[i] = (
+            math.log1p(max(float(price), 0.0)) if price is not None else 0.0,
+            math.log1p(max(float(amount), 0.0)) if amount is not None else 0.0,
+            math.log1p(max(float(qty), 0.0)) if qty is not None else 0.0,
+        )
+    return EventTable(ts=ts, static=static, ids=ids, nums=nums)
+
+
+def _novelty(ids: Int64Array) -> tuple[Int64Array, Int64Array]:
+    """Novelty codes for every id column (n, k), and which cells are first occurrences."""
+    n = ids.shape[0]
+    present = ids != 0
+    same = ids[:, None, :] == ids[None, :, :]  # same[i, j, c]: rows i and j share a value
+    earlier = np.tri(n, n, -1, dtype=np.bool_)  # earlier[i, j]: j < i
+    seen = (same & earlier[:, :, None]).any(axis=1)
+    codes = np.where(present, np.where(seen, SEEN, NEW), MISSING).astype(np.int64)
+    first = (present & ~seen).astype(np.int64)
+    return codes, first
+
+
+def encode_window(
+    table: EventTable, start: int, end: int, spec: FeatureSpec, T: int
+) -> tuple[Int64Array, Float32Array, BoolArray]:
+    """Encode events ``table[start:end]`` (at most T of them, the decision event last).
+
+    Rows are right-aligned: the decision event is always at position T-1 and padding
+    (code 0, mask False) fills the front. Window features use only events in the slice,
+    and events more than ``spec.max_age_ms`` older than the decision event are left out.
+    """
+    if not 1 <= T <= MAX_T:
+        raise ValueError(f"T must be in 1..{MAX_T}, got {T}")
+    start = max(start, end - T, 0)
+    if end > start:
+        oldest = int(table.ts[end - 1]) - spec.max_age_ms
+        start += int(np.searchsorted(table.ts[start:end], oldest, side="left"))
+    n = end - start
+    if n <= 0:
+        raise ValueError("cannot encode an empty sequence")
+    cat = np.zeros((T, spec.n_cat), dtype=np.int64)
+    num = np.zeros((T, spec.n_num), dtype=np.float32)
+    mask = np.zeros(T, dtype=np.bool_)
+    rows = slice(T - n, T)
+    mask[rows] = True
+
+    ts = table.ts[start:end]
+    gap_s = np.zeros(n, dtype=np.float64)
+    gap_s[1:] = np.maximum(np.diff(ts), 0) / 1000.0
+    log_gap = np.log1p(gap_s)
+    gap_code = 2 + np.minimum(spec.gap_buckets - 1, (log_gap * spec.log_scale).astype(np.int64))
+    gap_code[0] = MISSING  # the previous event is outside the window
+
+    cat[rows, :_COL_HOUR] = table.static[start:end, :_COL_HOUR]
+    cat[rows, _COL_HOUR] = gap_code
+    cat[rows, _COL_HOUR + 1 : _N_STATIC + 1] = table.static[start:end, _COL_HOUR:]
+    codes, first = _novelty(table.ids[start:end])
+    cat[rows, _N_STATIC + 1 :] = codes
+    # Running counts up to each event: distinct devices, IPs, countries, instruments, and
+    # failed outcomes; and how long before the decision each event happened.
+    distinct = np.log1p(np.cumsum(first[:, :4], axis=0)).astype(np.float32)
+    failed = np.cumsum(table.static[start:end, _COL_STATUS] == _STATUS["failed"])
+    age_s = np.maximum(ts[-1] - ts, 0) / 1000.0
+    nums = table.nums[start:end]
+    num[rows, 0] = nums[:, 0]
+    num[rows, 1] = nums[:, 1]
+    num[rows, 2] = log_gap.astype(np.float32) / 10.0
+    num[rows, 3] = nums[:, 2]
+    num[rows, 4:8] = distinct
+    num[rows, 8] = np.log1p(failed).astype(np.float32)
+    num[rows, 9] = (np.log1p(age_s) / 10.0).astype(np.float32)
+    return cat, num, mask
+
+
+def encode_sequence(
+    events: Sequence[Mapping[str, Any]], spec: FeatureSpec, T: int
+) -> tuple[Int64Array, Float32Array, BoolArray]:
+    """Encode a user's last ``T`` events (oldest first, decision event last).
+
+    Returns ``cat`` (T, n_cat) int64, ``num`` (T, n_num) float32 and ``mask`` (T,) bool.
+    """
+    recent = events[-T:] if T > 0 else events
+    table = tokenize_events(recent, spec)
+    return encode_window(table, 0, len(table), spec, T)
+
+
+def encode_batch(
+    sequences: Sequence[Sequence[Mapping[str, Any]]], spec: FeatureSpec, T: int
+) -> tuple[Int64Array, Float32Array, BoolArray]:
+    """Stack ``encode_sequence`` over several users: (B, T, n_cat), (B, T, n_num), (B, T)."""
+    cats, nums, masks = zip(*(encode_sequence(s, spec, T) for s in sequences), strict=True)
+    return np.stack(cats), np.stack(nums), np.stack(masks)

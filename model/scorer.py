@@ -1,0 +1,182 @@
+"""The ``Scorer`` interface and its CPU backends; the worker picks one at start-up.
+
+Every backend takes the arrays from ``model.features`` stacked into a batch and returns
+calibrated probabilities per kind the bundle was trained for (kinds without labels at build
+time are absent: the stream keeps its rules for them). torch is imported only by
+``TorchScorer``; TensorRT lives in ``model.trt`` and is imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from model.bundle import Bundle, BundleError, load_bundle
+from model.calibrate import Platt
+from model.features import KINDS, FeatureSpec
+
+ScoreDict = dict[str, npt.NDArray[np.float32]]
+BACKENDS = ("auto", "onnx", "onnx-int8", "torch", "tensorrt")
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    backend: str
+    version: str
+    kinds: tuple[str, ...]
+
+    def score_batch(
+        self,
+        cat: npt.NDArray[np.int64],
+        num: npt.NDArray[np.float32],
+        mask: npt.NDArray[np.bool_],
+    ) -> ScoreDict: ...
+
+
+class _Calibrated:
+    """Shared bundle reading and logit -> probability mapping."""
+
+    backend = "none"
+
+    def __init__(self, bundle: Bundle) -> None:
+        m = bundle.manifest
+        self.bundle = bundle
+        self.version = bundle.version
+        self.spec = FeatureSpec.from_json(m["feature_spec"])
+        self.T = int(m["T"])
+        self.kinds = tuple(k for k in KINDS if m["kinds"][k]["source"] == "model")
+        self.calibration = {k: Platt.from_json(m["calibration"][k]) for k in self.kinds}
+        self.thresholds = {k: float(m["thresholds"][k]["threshold"]) for k in self.kinds}
+
+    def _check(self, cat: npt.NDArray[Any], num: npt.NDArray[Any], mask: npt.NDArray[Any]) -> None:
+        if cat.ndim != 3 or cat.shape[2] != self.spec.n_cat or num.shape[2] != self.spec.n_num:
+            raise ValueError(
+                f"expected cat (B, T, {self.spec.n_cat}) and num (B, T, {self.spec.n_num}), "
+                f"got {cat.shape} and {num.shape}"
+            )
+        if mask.shape != cat.shape[:2] or num.shape[:2] != cat.shape[:2]:
+            raise ValueError(f"mask {mask.shape} and num {num.shape} disagree with cat {cat.shape}")
+
+    def _probabilities(self, logits: npt.NDArray[Any]) -> ScoreDict:
+        return {
+            k: self.calibration[k].apply(logits[:, KINDS.index(k)]).astype(np.float32)
+            for k in self.kinds
+        }
+
+
+class OnnxScorer(_Calibrated):
+    """ONNX Runtime on CPU; ``int8`` selects the dynamically quantised graph."""
+
+    def __init__(self, bundle: Bundle, threads: int | None = None, int8: bool = False) -> None:
+        super().__init__(bundle)
+        import onnxruntime as ort
+
+        key = "onnx_int8" if int8 else "onnx"
+        name = bundle.manifest["student"].get(key)
+        if not name:
+            raise BundleError(f"model bundle {bundle.path}: no {key} graph in this bundle")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(
+            str(bundle.file(name)), opts, providers=["CPUExecutionProvider"]
+        )
+        self.backend = "onnx-int8" if int8 else "onnx"
+
+    def logits(
+        self,
+        cat: npt.NDArray[np.int64],
+        num: npt.NDArray[np.float32],
+        mask: npt.NDArray[np.bool_],
+    ) -> npt.NDArray[np.float32]:
+        self._check(cat, num, mask)
+        feed = {
+            "cat": np.ascontiguousarray(cat, dtype=np.int64),
+            "num": np.ascontiguousarray(num, dtype=np.float32),
+            "mask": mask.astype(np.float32),
+        }
+        out: npt.NDArray[np.float32] = self.session.run(["logits"], feed)[0]
+        return out
+
+    def score_batch(
+        self,
+        cat: npt.NDArray[np.int64],
+        num: npt.NDArray[np.float32],
+        mask: npt.NDArray[np.bool_],
+    ) -> ScoreDict:
+        return self._probabilities(self.logits(cat, num, mask))
+
+
+class TorchScorer(_Calibrated):
+    """The student in torch, rebuilt from the manifest and safetensors weights."""
+
+    def __init__(self, bundle: Bundle, device: str = "cpu", threads: int | None = None) -> None:
+        super().__init__(bundle)
+        import torch
+
+        from model.nets import load_weights
+
+        if threads:
+            torch.set_num_threads(threads)
+        student = bundle.manifest["student"]
+        self.net = load_weights(student["arch"], bundle.file(student["weights"])).to(device)
+        self.device = device
+        self.backend = "torch"
+
+    def logits(
+        self,
+        cat: npt.NDArray[np.int64],
+        num: npt.NDArray[np.float32],
+        mask: npt.NDArray[np.bool_],
+    ) -> npt.NDArray[np.float32]:
+        import torch
+
+        self._check(cat, num, mask)
+        with torch.inference_mode():
+            out = self.net(
+                torch.from_numpy(np.ascontiguousarray(cat, dtype=np.int64)).to(self.device),
+                torch.from_numpy(np.ascontiguousarray(num, dtype=np.float32)).to(self.device),
+                torch.from_numpy(mask.astype(np.float32)).to(self.device),
+            )
+        result: npt.NDArray[np.float32] = out.float().cpu().numpy()
+        return result
+
+    def score_batch(
+        self,
+        cat: npt.NDArray[np.int64],
+        num: npt.NDArray[np.float32],
+        mask: npt.NDArray[np.bool_],
+    ) -> ScoreDict:
+        return self._probabilities(self.logits(cat, num, mask))
+
+
+def _gpu_available() -> bool:
+    try:
+        import tensorrt  # noqa: F401
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def load_scorer(
+    bundle_dir: Path | str, backend: str = "auto", threads: int | None = None
+) -> Scorer:
+    """Verify the bundle and open a backend: auto is TensorRT on a GPU, else ONNX Runtime."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown scorer backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    bundle = load_bundle(bundle_dir)
+    if backend == "auto":
+        backend = "tensorrt" if _gpu_available() else "onnx"
+    if backend == "tensorrt":
+        from model.trt import TensorRTScorer
+
+        return TensorRTScorer(bundle)
+    if backend == "torch":
+        return TorchScorer(bundle, threads=threads)
+    return OnnxScorer(bundle, threads=threads, int8=backend == "onnx-int8")

@@ -1,0 +1,135 @@
+"""TensorRT FP16 engines built from the bundle's ONNX graph, and a scorer that runs them.
+
+``tensorrt`` and CUDA (through torch) are imported inside functions only, so this module
+imports cleanly on machines without a GPU. Engines are specific to a GPU and TensorRT
+version, so they are built on the target machine (optionally cached to a file) rather
+than shipped in the bundle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from model.bundle import Bundle
+from model.features import MAX_T
+from model.scorer import ScoreDict, _Calibrated
+
+MAX_BATCH = 1024
+
+
+def build_engine(
+    onnx_path: Path,
+    n_cat: int,
+    n_num: int,
+    *,
+    fp16: bool = True,
+    max_batch: int = MAX_BATCH,
+    opt_batch: int = 256,
+    opt_t: int = 32,
+    workspace_mb: int = 1024,
+) -> bytes:
+    """Serialized TensorRT engine with a dynamic batch and sequence length profile."""
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    if fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+    profile = builder.create_optimization_profile()
+    widths = {"cat": (n_cat,), "num": (n_num,), "mask": ()}
+    for name, tail in widths.items():
+        profile.set_shape(name, (1, 1, *tail), (opt_batch, opt_t, *tail), (max_batch, MAX_T, *tail))
+    config.add_optimization_profile(profile)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
+    return bytes(serialized)
+
+
+class TensorRTScorer(_Calibrated):
+    """Runs the student on an NVIDIA GPU through a TensorRT engine (FP16 by default)."""
+
+    def __init__(self, bundle: Bundle, engine_path: Path | None = None, fp16: bool = True) -> None:
+        super().__init__(bundle)
+        import tensorrt as trt
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RuntimeError("TensorRT backend needs a CUDA GPU; none is visible")
+        if engine_path is not None and engine_path.is_file():
+            plan = engine_path.read_bytes()
+        else:
+            onnx_path = bundle.file(bundle.manifest["student"]["onnx"])
+            plan = build_engine(onnx_path, self.spec.n_cat, self.spec.n_num, fp16=fp16)
+            if engine_path is not None:
+                engine_path.write_bytes(plan)
+        self._torch = torch
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = self.runtime.deserialize_cuda_engine(plan)
+        self.context = self.engine.create_execution_context()
+        self.stream = torch.cuda.Stream()  # type: ignore[no-untyped-call]
+        self.backend = "tensorrt-fp16" if fp16 else "tensorrt-fp32"
+
+    def logits(
+        self,
+        cat: npt.NDArray[np.int64],
+        num: npt.NDArray[np.float32],
+        mask: npt.NDArray[np.bool_],
+    ) -> npt.NDArray[np.float32]:
+        torch = self._torch
+        self._check(cat, num, mask)
+        if cat.shape[0] > MAX_BATCH or cat.shape[1] > MAX_T:
+            raise ValueError(f"batch {cat.shape[0]} or T {cat.shape[1]} beyond the engine profile")
+        inputs: dict[str, Any] = {
+            "cat": torch.from_numpy(np.ascontiguousarray(cat, dtype=np.int64)),
+            "num": torch.from_numpy(np.ascontiguousarray(num, dtype=np.float32)),
+            "mask": torch.from_numpy(mask.astype(np.float32)),
+        }
+        out = torch.empty((cat.shape[0], 3), dtype=torch.float32, device="cuda")
+        with torch.cuda.stream(self.stream):
+            dev = {k: v.to("cuda", non_blocking=True) for k, v in inputs.items()}
+            for name, tensor in dev.items():
+                self.context.set_input_shape(name, tuple(tensor.shape))
+                self.context.set_tensor_address(name, tensor.data_ptr())
+            self.context.set_tensor_address("logits", out.data_ptr())
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise RuntimeError("TensorRT execution failed")
+        self.stream.synchronize()
+        result: npt.NDArray[np.float32] = out.cpu().numpy()
+        return result
+
+    def score_batch(
+        self,
+        cat: npt.NDArray[np.int64],
+        num: npt.NDArray[np.float32],
+        mask: npt.NDArray[np.bool_],
+    ) -> ScoreDict:
+        return self._probabilities(self.logits(cat, num, mask))
+
+
+def parity_check(
+    bundle: Bundle,
+    cat: npt.NDArray[np.int64],
+    num: npt.NDArray[np.float32],
+    mask: npt.NDArray[np.bool_],
+) -> dict[str, float]:
+    """Max absolute difference between TensorRT FP16 and ONNX Runtime fp32 outputs."""
+    from model.scorer import OnnxScorer
+
+    ref = OnnxScorer(bundle)
+    trt_scorer = TensorRTScorer(bundle)
+    a, b = ref.logits(cat, num, mask), trt_scorer.logits(cat, num, mask)
+    pa, pb = ref.score_batch(cat, num, mask), trt_scorer.score_batch(cat, num, mask)
+    prob_diff = max(float(np.abs(pa[k] - pb[k]).max()) for k in ref.kinds) if ref.kinds else 0.0
+    return {"max_abs_logit_diff": float(np.abs(a - b).max()), "max_abs_prob_diff": prob_diff}

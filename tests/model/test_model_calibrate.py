@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from model.calibrate import (
+    Platt,
+    average_precision,
+    choose_threshold,
+    fit_platt,
+    recall_at_precision,
+    sigmoid,
+)  # fmt: skip
+
+
+def test_average_precision_by_hand() -> None:
+    # Ranked: 1 (pos), 2 (neg), 3 (pos): AP = (1/2) * 1 + (1/2) * (2/3).
+    scores = np.array([0.9, 0.8, 0.7])
+    labels = np.array([1, 0, 1])
+    assert average_precision(scores, labels) == pytest.approx(0.5 + 1 / 3)
+    assert average_precision(scores, np.array([1, 1, 0])) == pytest.approx(1.0)
+    assert np.isnan(average_precision(scores, np.zeros(3)))
+
+
+def test_average_precision_matches_scikit_learn() -> None:
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(1)
+    y = rng.random(2000) < 0.1
+    s = np.round(rng.normal(size=2000) + 1.5 * y, 1)  # rounding creates ties
+    assert average_precision(s, y) == pytest.approx(metrics.average_precision_score(y, s))
+
+
+def test_recall_at_precision() -> None:
+    scores = np.arange(10, 0, -1, dtype=float)
+    labels = np.array([1, 1, 1, 1, 0, 1, 0, 0, 1, 0])
+    assert recall_at_precision(scores, labels, 0.9) == pytest.approx(4 / 6)
+    assert recall_at_precision(scores, labels, 1.0) == pytest.approx(4 / 6)
+    assert recall_at_precision(-scores, labels, 0.9) == 0.0
+
+
+def test_platt_recovers_a_known_mapping() -> None:
+    rng = np.random.default_rng(2)
+    z = rng.normal(scale=3, size=20000)
+    y = rng.random(20000) < sigmoid(0.5 * z - 1.0)
+    fit = fit_platt(z, y)
+    assert fit.a == pytest.approx(0.5, abs=0.05) and fit.b == pytest.approx(-1.0, abs=0.1)
+    assert Platt.from_json(fit.to_json()) == fit
+    assert fit_platt(z, np.zeros_like(y)) == Platt()
+
+
+def test_threshold_reaches_target_precision_or_budget() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.random(5000) < 0.05
+    s = sigmoid(rng.normal(size=5000) + 4 * y)
+    thr = choose_threshold(s, y, 0.9)
+    assert thr["rule"] == "target_precision"
+    alerts = s >= thr["threshold"]
+    assert y[alerts].mean() >= 0.9 and thr["val_recall"] == pytest.approx(y[alerts].sum() / y.sum())
+    noise = choose_threshold(rng.random(5000), y, 0.99, alert_budget=0.01)
+    assert noise["rule"] == "alert_budget"

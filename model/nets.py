@@ -143,7 +143,8 @@ class TeacherNet(nn.Module):
             attention_probs_dropout_prob=cfg.dropout,
         )
         self.embed = EventEmbedding(cfg.cardinalities, cfg.n_num, cfg.d)
-        self.bert = BertModel(bert_cfg, add_pooling_layer=False)
+        # Typed in some transformers releases, not in others.
+        self.bert = BertModel(bert_cfg, add_pooling_layer=False)  # type: ignore[no-untyped-call,unused-ignore]
         self.head = nn.Linear(cfg.d, N_KINDS)
         self.mlm = nn.Linear(cfg.d, N_TYPE_CLASSES)  # masked event-type prediction
 

@@ -20,9 +20,15 @@ import orjson
 from stream.alerts import RULES_MODEL_VERSION, Detection, to_alert
 from stream.churn import ChurnClock, ChurnConfig, churn_detection, churn_score
 from stream.cliutil import CommandError, add_option
-from stream.processor import DetectorConfig, apply_seller_record, apply_user_event
+from stream.processor import (
+    DetectorConfig,
+    FraudScoring,
+    apply_seller_record,
+    apply_user_event,
+)
 from stream.replay import iter_in_time_order
 from stream.schema import Event, Rejected, parse_event
+from stream.sequence_model import SequenceModel
 from stream.state import SellerState, UserState
 from stream.timeutil import format_ts, parse_ts
 
@@ -49,11 +55,15 @@ class Backtest:
         scores_out: IO[bytes] | None = None,
         cfg: DetectorConfig | None = None,
         churn: ChurnConfig | None = None,
-        model_version: str = RULES_MODEL_VERSION,
+        model: SequenceModel | None = None,
     ) -> None:
         self.cfg = cfg or DetectorConfig()
         self.churn = churn or ChurnConfig()
-        self.model_version = model_version
+        self.model_version = model.version if model is not None else RULES_MODEL_VERSION
+        # Kinds the bundle was trained for are the model's; the others stay with the rules.
+        self.scoring = None
+        if model is not None and "fraud" in model.kinds:
+            self.scoring = FraudScoring(model.fraud, model.thresholds["fraud"])
         self.alerts_out, self.scores_out = alerts_out, scores_out
         self.users: dict[str, UserState] = {}
         self.sellers: dict[str, SellerState] = {}
@@ -64,7 +74,7 @@ class Backtest:
     def feed(self, event: Event) -> None:
         self._advance(event.ts)
         state = self.users.setdefault(event.user_id, UserState())
-        result = apply_user_event(state, event, self.cfg)
+        result = apply_user_event(state, event, self.cfg, self.scoring)
         if result.outcome == "late":
             raise Rejected("late", "field 'ts': event is older than the allowed lateness")
         if result.outcome == "duplicate":
@@ -136,7 +146,11 @@ class Backtest:
 
 
 def run_backtest(
-    events: Path, alerts_out: Path, scores_out: Path | None = None, until: int | None = None
+    events: Path,
+    alerts_out: Path,
+    scores_out: Path | None = None,
+    until: int | None = None,
+    model: SequenceModel | None = None,
 ) -> BacktestStats:
     if not events.is_file():
         raise CommandError(f"{events}: no such file")
@@ -146,7 +160,7 @@ def run_backtest(
         open(scores_out, "wb") if scores_out else _Null() as scores,
         tempfile.TemporaryDirectory(prefix="fraudstream-backtest-") as tmpdir,
     ):
-        bt = Backtest(alerts, scores if scores_out else None)
+        bt = Backtest(alerts, scores if scores_out else None, model=model)
         for ts, _, _, line in iter_in_time_order(events, tmpdir):
             if until is not None and ts > until:
                 break
@@ -181,10 +195,14 @@ def _run(args: argparse.Namespace) -> int:
             until = parse_ts(int(args.until) if args.until.isdigit() else args.until)
         except ValueError as exc:
             raise CommandError(f"--until: {exc}") from None
+    model = SequenceModel(Path(args.model), args.backend) if args.model else None
     stats = run_backtest(
-        Path(args.events), Path(args.alerts_out),
-        Path(args.scores_out) if args.scores_out else None, until,
-    )  # fmt: skip
+        Path(args.events),
+        Path(args.alerts_out),
+        Path(args.scores_out) if args.scores_out else None,
+        until,
+        model,
+    )
     print(orjson.dumps(asdict(stats)).decode())
     if stats.rejected:
         print(f"fraudstream: {stats.rejected} invalid lines skipped", file=sys.stderr)
@@ -201,4 +219,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_option(p, "--alerts-out", required=True, help="where to write alerts (JSON Lines)")
     add_option(p, "--scores-out", help="where to write one score row per decision")
     add_option(p, "--until", help="stop at this event time (RFC 3339 or epoch ms)")
+    add_option(p, "--model", help="model bundle directory (default: the rules alone)")
+    add_option(p, "--backend", default="auto", help="model backend: auto, onnx, torch, ...")
     p.set_defaults(func=_run)

@@ -6,6 +6,7 @@ and get back the new state, the detections, and what must be forwarded to the se
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stream.alerts import Detection, Reason
@@ -23,7 +24,11 @@ from stream.rules import (
 from stream.schema import Event
 from stream.state import (
     EID,
+    FLAGS,
     ITEM,
+    NEW_COUNTRY,
+    NEW_DEVICE,
+    NEW_INSTRUMENT,
     S_BROWSED,
     S_EID,
     S_KIND,
@@ -42,6 +47,16 @@ from stream.state import (
 # Browsing means looking at the item page; carting straight from a listing does not count.
 VIEWING = frozenset({TYPE_CODE["item_view"]})
 SELLER_SIDE = frozenset({"purchase", "review"})
+
+
+# A fraud model: the user's window (decision event last) to a calibrated probability.
+FraudModel = Callable[[list[Row]], float]
+
+
+@dataclass(frozen=True)
+class FraudScoring:
+    model: FraudModel
+    threshold: float
 
 
 @dataclass(frozen=True)
@@ -70,7 +85,9 @@ class SellerResult:
     order_score: float | None = None  # this purchase's, from the seller's and its own signals
 
 
-def apply_user_event(state: UserState, event: Event, cfg: DetectorConfig) -> UserResult:
+def apply_user_event(
+    state: UserState, event: Event, cfg: DetectorConfig, scoring: FraudScoring | None = None
+) -> UserResult:
     """Update ``state`` in place with one event; ``result.state`` stays None."""
     outcome = state.add(event, cfg.limits)
     if outcome == "late":
@@ -88,7 +105,10 @@ def apply_user_event(state: UserState, event: Event, cfg: DetectorConfig) -> Use
     score: float | None = None
     detections: list[Detection] = []
     if trigger[TYPE] in DECISIONS:
-        score, detections = _fraud(state, window, trigger, event, cfg)
+        if scoring is None:
+            score, detections = _fraud(state, window, trigger, event, cfg)
+        else:
+            score, detections = _model_fraud(state, window, trigger, event, cfg, scoring)
     return UserResult(outcome, None, detections, record, score)
 
 
@@ -136,6 +156,66 @@ def _fraud(
             seller_id=event.seller_id,
         )
     ]
+
+
+def _model_fraud(
+    state: UserState,
+    window: list[Row],
+    trigger: Row,
+    event: Event,
+    cfg: DetectorConfig,
+    scoring: FraudScoring,
+) -> tuple[float, list[Detection]]:
+    """The model decides; the rules' findings, when any, are its supporting reasons."""
+    score = scoring.model(window)
+    last = state.cooldowns.get("model")
+    if score < scoring.threshold or (
+        last is not None and 0 <= event.ts - last < cfg.fraud_cooldown_ms
+    ):
+        return score, []
+    state.cooldowns["model"] = event.ts
+    hits = [
+        h for rule in (card_testing, account_takeover) if (h := rule(window, trigger, cfg.rules))
+    ]
+    reasons = [
+        Reason("model.fraud", f"sequence model score {score:.3f} >= {scoring.threshold:.3f}")
+    ]
+    reasons += [r for h in hits for r in h.reasons]
+    reasons += _novelty_reasons(window)
+    recent = [r[EID] for r in window[-8:]]
+    evidence = list(dict.fromkeys([e for h in hits for e in h.evidence] + recent[::-1]))
+    det = Detection(
+        kind="fraud",
+        subject_type="user",
+        subject_id=event.user_id,
+        score=score,
+        threshold=scoring.threshold,
+        event_id=event.event_id,
+        event_ts=event.ts,
+        reasons=tuple(reasons),
+        evidence_event_ids=tuple(evidence[:20]),
+        user_id=event.user_id,
+        seller_id=event.seller_id,
+    )
+    return score, [det]
+
+
+def _novelty_reasons(window: list[Row]) -> list[Reason]:
+    """What was new for this user in the last day of the window."""
+    horizon = window[-1][TS] - 24 * HOUR_MS
+    recent = [r for r in window if r[TS] >= horizon]
+    out = []
+    for bit, what in (
+        (NEW_DEVICE, "device"),
+        (NEW_COUNTRY, "country"),
+        (NEW_INSTRUMENT, "payment instrument"),
+    ):
+        ids = [r[EID] for r in recent if r[FLAGS] & bit]
+        if ids:
+            out.append(
+                Reason(f"novelty.{what.replace(' ', '_')}", f"new {what} in the last 24 hours")
+            )
+    return out
 
 
 def _seller_record(

@@ -1,0 +1,86 @@
+"""Backtests with a model bundle: the model decides fraud, the rules keep the other kinds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from stream.backtest import run_backtest
+from stream.cli import main
+from stream.sequence_model import SequenceModel
+from stream.simulate import SimConfig, generate_files
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("model-bt")
+    events, labels, bundle = root / "e.jsonl", root / "l.jsonl", root / "bundle"
+    generate_files(
+        events,
+        labels,
+        SimConfig(users=800, days=10, seed=21, start=datetime(2026, 9, 1, tzinfo=UTC)),
+    )
+    argv = [
+        "build",
+        "--events",
+        str(events),
+        "--labels",
+        str(labels),
+        "--out",
+        str(bundle),
+        "--tiny",
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    return events, bundle
+
+
+def read(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def test_model_scores_fraud_decisions(built: tuple[Path, Path], tmp_path: Path) -> None:
+    events, bundle = built
+    model = SequenceModel(bundle, "onnx")
+    assert "fraud" in model.kinds
+    run_backtest(events, tmp_path / "a.jsonl", tmp_path / "s.jsonl", model=model)
+    alerts, scores = read(tmp_path / "a.jsonl"), read(tmp_path / "s.jsonl")
+    fraud_rows = [r for r in scores if r["kind"] == "fraud"]
+    assert len({r["score"] for r in fraud_rows}) > 100  # probabilities, not rule steps
+    for alert in (a for a in alerts if a["kind"] == "fraud"):
+        assert alert["model_version"] == model.version
+        assert alert["reasons"][0]["code"] == "model.fraud"
+        assert alert["score"] >= alert["threshold"] == pytest.approx(model.thresholds["fraud"])
+    # Kinds the bundle does not cover still come from the rules, under the bundle's version.
+    assert {a["model_version"] for a in alerts} == {model.version}
+
+
+def test_tampered_bundle_is_refused(
+    built: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events, bundle = built
+    copy = tmp_path / "bundle"
+    copy.mkdir()
+    for f in bundle.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    with open(copy / "student.onnx", "ab") as f:
+        f.write(b"\0")
+    code = main(
+        [
+            "backtest",
+            "--events",
+            str(events),
+            "--alerts-out",
+            str(tmp_path / "a.jsonl"),
+            "--model",
+            str(copy),
+        ]
+    )
+    assert code != 0
+    assert "student.onnx" in capsys.readouterr().err

@@ -65,6 +65,13 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     cfg = settings.detector_config()
     model_version = RULES_MODEL_VERSION
     metrics.set_model(model_version, "rules", configured=settings.model is not None)
+    if settings.model is not None:
+        # Loud on purpose: an operator asked for a model and gets the rules.
+        log.warning(
+            "model bundle %s given, but the worker scores with the rules only for now "
+            "(fraudstream_model_fallback = 1); backtest --model uses bundles",
+            settings.model,
+        )
 
     out = KafkaOutput(settings.broker, settings.kafka_client_config())
     dlq_topic, seller_topic = settings.topic(DEAD_LETTERS), settings.topic(BY_SELLER)

@@ -22,21 +22,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-EVENT_TYPES: tuple[str, ...] = (
-    "login",
-    "logout",
-    "page_view",
-    "search",
-    "item_view",
-    "add_to_cart",
-    "remove_from_cart",
-    "checkout",
-    "payment",
-    "purchase",
-    "refund",
-    "review",
-    "account_update",
-)
+from stream.schema import EVENT_TYPES as SCHEMA_EVENT_TYPES
+
+# One list of event types for the stream and the model: the schema's.
+EVENT_TYPES: tuple[str, ...] = SCHEMA_EVENT_TYPES
 DECISION_TYPES: frozenset[str] = frozenset(
     {"checkout", "payment", "purchase", "login", "account_update", "review"}
 )

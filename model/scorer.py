@@ -61,6 +61,22 @@ class _Calibrated:
         if mask.shape != cat.shape[:2] or num.shape[:2] != cat.shape[:2]:
             raise ValueError(f"mask {mask.shape} and num {num.shape} disagree with cat {cat.shape}")
 
+    def logits(
+        self,
+        cat: npt.NDArray[np.int64],
+        num: npt.NDArray[np.float32],
+        mask: npt.NDArray[np.bool_],
+    ) -> npt.NDArray[np.float32]:
+        raise NotImplementedError  # each backend runs the student its own way
+
+    def score_batch(
+        self,
+        cat: npt.NDArray[np.int64],
+        num: npt.NDArray[np.float32],
+        mask: npt.NDArray[np.bool_],
+    ) -> ScoreDict:
+        return self._probabilities(self.logits(cat, num, mask))
+
     def _probabilities(self, logits: npt.NDArray[Any]) -> ScoreDict:
         return {
             k: self.calibration[k].apply(logits[:, KINDS.index(k)]).astype(np.float32)
@@ -103,14 +119,6 @@ class OnnxScorer(_Calibrated):
         out: npt.NDArray[np.float32] = self.session.run(["logits"], feed)[0]
         return out
 
-    def score_batch(
-        self,
-        cat: npt.NDArray[np.int64],
-        num: npt.NDArray[np.float32],
-        mask: npt.NDArray[np.bool_],
-    ) -> ScoreDict:
-        return self._probabilities(self.logits(cat, num, mask))
-
 
 class TorchScorer(_Calibrated):
     """The student in torch, rebuilt from the manifest and safetensors weights."""
@@ -145,14 +153,6 @@ class TorchScorer(_Calibrated):
             )
         result: npt.NDArray[np.float32] = out.float().cpu().numpy()
         return result
-
-    def score_batch(
-        self,
-        cat: npt.NDArray[np.int64],
-        num: npt.NDArray[np.float32],
-        mask: npt.NDArray[np.bool_],
-    ) -> ScoreDict:
-        return self._probabilities(self.logits(cat, num, mask))
 
 
 def _gpu_available() -> bool:

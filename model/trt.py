@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from model.bundle import Bundle
 from model.features import MAX_T
-from model.scorer import ScoreDict, _Calibrated
+from model.scorer import _Calibrated
 
 MAX_BATCH = 1024
 
@@ -108,14 +108,6 @@ class TensorRTScorer(_Calibrated):
         self.stream.synchronize()
         result: npt.NDArray[np.float32] = out.cpu().numpy()
         return result
-
-    def score_batch(
-        self,
-        cat: npt.NDArray[np.int64],
-        num: npt.NDArray[np.float32],
-        mask: npt.NDArray[np.bool_],
-    ) -> ScoreDict:
-        return self._probabilities(self.logits(cat, num, mask))
 
 
 def parity_check(

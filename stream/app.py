@@ -164,21 +164,24 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     # Faust flushes its producer right before every offset commit; ours joins in.
     app.producer.flush = flush_before_commit  # type: ignore[method-assign]
 
+    async def run_batch(batch: list[Any], handle: Any, table: CoalescedTable[Any]) -> None:
+        """Handle each message (bad ones to the dead-letter topic), then finish the batch."""
+        fired: list[tuple[Any, Detection]] = []
+        with exit_on_crash():
+            for ev in batch:
+                try:
+                    handle(ev, table, fired)
+                except Exception as exc:
+                    if decide(exc) is Action.CRASH:
+                        raise
+                    reject(ev, exc)
+            await finish(table, fired)
+
     @app.agent(events, name="fraudstream.events")
     async def user_agent(stream: Any) -> None:
-        table = user_table
         async for batch in stream.take_events(batch_max, within=batch_wait):
             started = time.perf_counter()
-            fired: list[tuple[Any, Detection]] = []
-            with exit_on_crash():
-                for ev in batch:
-                    try:
-                        handle_event(ev, table, fired)
-                    except Exception as exc:
-                        if decide(exc) is Action.CRASH:
-                            raise
-                        reject(ev, exc)
-                await finish(table, fired)
+            await run_batch(batch, handle_event, user_table)
             metrics.consumed.inc(len(batch))
             elapsed = time.perf_counter() - started
             for _ in batch:
@@ -186,18 +189,8 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
 
     @app.agent(by_seller, name="fraudstream.sellers")
     async def seller_agent(stream: Any) -> None:
-        table = seller_table
         async for batch in stream.take_events(batch_max, within=batch_wait):
-            fired: list[tuple[Any, Detection]] = []
-            with exit_on_crash():
-                for ev in batch:
-                    try:
-                        handle_seller(ev, table, fired)
-                    except Exception as exc:
-                        if decide(exc) is Action.CRASH:
-                            raise
-                        reject(ev, exc)
-                await finish(table, fired)
+            await run_batch(batch, handle_seller, seller_table)
             metrics.seller_records.inc(len(batch))
 
     _add_views(app, metrics, users, sellers)

@@ -43,16 +43,18 @@ class LightGBMBaseline:
     """One binary LightGBM model per kind."""
 
     def __init__(self, n_estimators: int = 300, threads: int = 2, seed: int = 0) -> None:
+        # LightGBM's native API: its scikit-learn wrapper would need scikit-learn too.
+        self.rounds = n_estimators
         self.params: dict[str, Any] = {
-            "n_estimators": n_estimators,
+            "objective": "binary",
             "learning_rate": 0.05,
             "num_leaves": 31,
-            "min_child_samples": 10,
-            "subsample": 0.8,
-            "subsample_freq": 1,
-            "colsample_bytree": 0.8,
-            "n_jobs": threads,
-            "random_state": seed,
+            "min_data_in_leaf": 10,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "feature_fraction": 0.8,
+            "num_threads": threads,
+            "seed": seed,
             "verbose": -1,
         }
         self.models: dict[int, Any] = {}
@@ -65,12 +67,11 @@ class LightGBMBaseline:
             labels = y[has, k]
             if labels.min() == labels.max():
                 continue
-            model = lgb.LGBMClassifier(**self.params)
-            model.fit(x[has], labels.astype(np.int32))
-            self.models[k] = model
+            data = lgb.Dataset(x[has], label=labels.astype(np.int32))
+            self.models[k] = lgb.train(self.params, data, num_boost_round=self.rounds)
 
     def predict(self, x: FloatArray, kind: int) -> npt.NDArray[np.float64]:
         if kind not in self.models:
             return np.zeros(len(x))
-        proba: npt.NDArray[np.float64] = self.models[kind].predict_proba(x)[:, 1]
+        proba: npt.NDArray[np.float64] = np.asarray(self.models[kind].predict(x), np.float64)
         return proba

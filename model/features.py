@@ -282,6 +282,96 @@ def encode_window(
     return cat, num, mask
 
 
+def encode_tables(
+    tables: Sequence[EventTable], spec: FeatureSpec, T: int
+) -> tuple[Int64Array, Float32Array, BoolArray]:
+    """``encode_window`` over whole tables (decision event last), many at once.
+
+    The stream scores hundreds of windows per micro-batch; doing the window features for
+    all of them in a few array operations instead of a loop of small ones is several times
+    faster. The result equals stacking ``encode_window(t, 0, len(t), spec, T)`` exactly
+    (a test checks).
+    """
+    if not 1 <= T <= MAX_T:
+        raise ValueError(f"T must be in 1..{MAX_T}, got {T}")
+    B = len(tables)
+    ints = np.zeros((B, T, PACKED_INTS), dtype=np.int64)
+    floats = np.zeros((B, T, 3), dtype=np.float32)
+    valid = np.zeros((B, T), dtype=np.bool_)
+    for b, table in enumerate(tables):
+        n = min(len(table), T)
+        if n <= 0:
+            raise ValueError("cannot encode an empty sequence")
+        ints[b, T - n :, 0] = table.ts[-n:]
+        ints[b, T - n :, 1 : 1 + _N_STATIC] = table.static[-n:]
+        ints[b, T - n :, 1 + _N_STATIC :] = table.ids[-n:]
+        floats[b, T - n :] = table.nums[-n:]
+        valid[b, T - n :] = True
+    return encode_packed(ints, floats, valid, spec)
+
+
+# One event's codes in a single row: ts, the static codes, then the novelty hashes.
+PACKED_INTS = 1 + _N_STATIC + _N_IDS
+
+
+def pack_table(table: EventTable) -> tuple[Int64Array, Float32Array]:
+    """An event table as (n, PACKED_INTS) int64 and (n, 3) float32 rows for ``encode_packed``."""
+    ints = np.concatenate([table.ts[:, None], table.static, table.ids], axis=1)
+    return ints, table.nums
+
+
+def encode_packed(
+    ints: Int64Array, floats: Float32Array, valid: BoolArray, spec: FeatureSpec
+) -> tuple[Int64Array, Float32Array, BoolArray]:
+    """Window features of right-aligned packed rows: ints (B, T, PACKED_INTS), floats
+    (B, T, 3), valid (B, T) true on each window's events (a suffix, decision event last)."""
+    B, T = valid.shape
+    valid = valid.copy()
+    ts = ints[:, :, 0]
+    static = ints[:, :, 1 : 1 + _N_STATIC]
+    ids = ints[:, :, 1 + _N_STATIC :]
+    raw_nums = floats
+    # Events older than max_age before the decision are left out (always a prefix).
+    valid &= ts >= ts[:, -1:] - spec.max_age_ms
+    first_pos = valid & ~np.concatenate([np.zeros((B, 1), np.bool_), valid[:, :-1]], axis=1)
+
+    gap_s = np.zeros((B, T), dtype=np.float64)
+    gap_s[:, 1:] = np.maximum(np.diff(ts, axis=1), 0) / 1000.0
+    gap_s[first_pos | ~valid] = 0.0
+    log_gap = np.log1p(gap_s)
+    gap_code = 2 + np.minimum(spec.gap_buckets - 1, (log_gap * spec.log_scale).astype(np.int64))
+    gap_code[first_pos] = MISSING
+
+    # Novelty among valid events only: same[b, i, j, c] = rows i and j share a value.
+    vids = np.where(valid[:, :, None], ids, 0)
+    present = vids != 0
+    same = vids[:, :, None, :] == vids[:, None, :, :]
+    earlier = np.tri(T, T, -1, dtype=np.bool_)[None, :, :, None] & valid[:, None, :, None]
+    seen = (same & earlier).any(axis=2)
+    codes = np.where(present, np.where(seen, SEEN, NEW), MISSING).astype(np.int64)
+    first = (present & ~seen).astype(np.int64)
+
+    cat = np.zeros((B, T, spec.n_cat), dtype=np.int64)
+    num = np.zeros((B, T, spec.n_num), dtype=np.float32)
+    cat[:, :, :_COL_HOUR] = static[:, :, :_COL_HOUR]
+    cat[:, :, _COL_HOUR] = gap_code
+    cat[:, :, _COL_HOUR + 1 : _N_STATIC + 1] = static[:, :, _COL_HOUR:]
+    cat[:, :, _N_STATIC + 1 :] = codes
+    distinct = np.log1p(np.cumsum(first[:, :, :4], axis=1)).astype(np.float32)
+    failed = np.cumsum((static[:, :, _COL_STATUS] == _STATUS["failed"]) & valid, axis=1)
+    age_s = np.maximum(ts[:, -1:] - ts, 0) / 1000.0
+    num[:, :, 0] = raw_nums[:, :, 0]
+    num[:, :, 1] = raw_nums[:, :, 1]
+    num[:, :, 2] = log_gap.astype(np.float32) / 10.0
+    num[:, :, 3] = raw_nums[:, :, 2]
+    num[:, :, 4:8] = distinct
+    num[:, :, 8] = np.log1p(failed).astype(np.float32)
+    num[:, :, 9] = (np.log1p(age_s) / 10.0).astype(np.float32)
+    cat[~valid] = 0
+    num[~valid] = 0.0
+    return cat, num, valid
+
+
 def encode_sequence(
     events: Sequence[Mapping[str, Any]], spec: FeatureSpec, T: int
 ) -> tuple[Int64Array, Float32Array, BoolArray]:

@@ -26,10 +26,12 @@ from stream.churn import ChurnClock, churn_detection, churn_score
 from stream.dlq import dead_letter
 from stream.errors import Action, as_rejection, decide
 from stream.metrics import Metrics, estimate_keys
+from stream.model_fraud import PendingFraud, decide_all
 from stream.output import KafkaOutput
 from stream.processor import apply_seller_record, apply_user_event
 from stream.schema import Rejected, parse_event
 from stream.security import faust_app_kwargs
+from stream.sequence_model import SequenceModel
 from stream.settings import Settings
 from stream.state import SellerState, UserState, row_to_dict
 from stream.topics import ALERT_TOPICS, BY_SELLER, DEAD_LETTERS, EVENTS
@@ -63,15 +65,9 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     users = app.Table("users", partitions=partitions, key_type=bytes, value_type=bytes)
     sellers = app.Table("sellers", partitions=partitions, key_type=bytes, value_type=bytes)
     cfg = settings.detector_config()
-    model_version = RULES_MODEL_VERSION
-    metrics.set_model(model_version, "rules", configured=settings.model is not None)
-    if settings.model is not None:
-        # Loud on purpose: an operator asked for a model and gets the rules.
-        log.warning(
-            "model bundle %s given, but the worker scores with the rules only for now "
-            "(fraudstream_model_fallback = 1); backtest --model uses bundles",
-            settings.model,
-        )
+    model = load_model(settings, metrics)
+    model_version = model.version if model is not None else RULES_MODEL_VERSION
+    fraud_model = model if model is not None and "fraud" in model.kinds else None
 
     out = KafkaOutput(settings.broker, settings.kafka_client_config())
     dlq_topic, seller_topic = settings.topic(DEAD_LETTERS), settings.topic(BY_SELLER)
@@ -86,7 +82,10 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         metrics.rejected.labels(rejection.reason).inc()
 
     def handle_event(
-        ev: Any, table: CoalescedTable[UserState], fired: list[tuple[Any, Detection]]
+        ev: Any,
+        table: CoalescedTable[UserState],
+        fired: list[tuple[Any, Detection]],
+        pending: list[tuple[Any, PendingFraud]],
     ) -> None:
         event = parse_event(ev.value)
         if ev.key != event.user_id.encode():
@@ -96,11 +95,13 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
             )
         for tick in churn_clock.crossed(ev.message.partition, event.ts):
             evaluate_churn(ev, tick, table, fired)
-        result = apply_user_event(table.get(ev, ev.key), event, cfg)
+        result = apply_user_event(table.get(ev, ev.key), event, cfg, fraud_model is not None)
         if result.outcome == "late":
             raise Rejected("late", "field 'ts': event is older than the allowed lateness")
         metrics.processed.labels(result.outcome).inc()
         fired.extend((ev, det) for det in result.detections)
+        if result.pending is not None:
+            pending.append((ev, result.pending))
         if result.seller_record is not None:
             seller_id, row = result.seller_record
             out.send(seller_topic, seller_id.encode(), orjson.dumps(row))
@@ -126,7 +127,10 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
                 table.mark(ev, key)
 
     def handle_seller(
-        ev: Any, table: CoalescedTable[SellerState], fired: list[tuple[Any, Detection]]
+        ev: Any,
+        table: CoalescedTable[SellerState],
+        fired: list[tuple[Any, Detection]],
+        pending: list[tuple[Any, PendingFraud]],
     ) -> None:
         row = orjson.loads(ev.value)
         result = apply_seller_record(table.get(ev, ev.key), ev.key.decode(), row, cfg)
@@ -164,17 +168,33 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     # Faust flushes its producer right before every offset commit; ours joins in.
     app.producer.flush = flush_before_commit  # type: ignore[method-assign]
 
+    def decide_pending(pending: list[tuple[Any, PendingFraud]]) -> list[tuple[Any, Detection]]:
+        """One model call for a micro-batch's decision events, decided in event order."""
+        if not pending or fraud_model is None:
+            return []
+        _, found = decide_all(
+            [p for _, p in pending],
+            fraud_model,
+            fraud_model.thresholds["fraud"],
+            cfg.fraud_cooldown_ms,
+            cfg.rules,
+            settings.model_batch_max,
+        )
+        return [(ev, det) for (ev, _), dets in zip(pending, found, strict=True) for det in dets]
+
     async def run_batch(batch: list[Any], handle: Any, table: CoalescedTable[Any]) -> None:
         """Handle each message (bad ones to the dead-letter topic), then finish the batch."""
         fired: list[tuple[Any, Detection]] = []
+        pending: list[tuple[Any, PendingFraud]] = []
         with exit_on_crash():
             for ev in batch:
                 try:
-                    handle(ev, table, fired)
+                    handle(ev, table, fired, pending)
                 except Exception as exc:
                     if decide(exc) is Action.CRASH:
                         raise
                     reject(ev, exc)
+            fired.extend(decide_pending(pending))
             await finish(table, fired)
 
     @app.agent(events, name="fraudstream.events")
@@ -196,6 +216,34 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     _add_views(app, metrics, users, sellers)
     _add_monitoring(app, metrics, settings.topic(EVENTS), users, sellers)
     return app
+
+
+def load_model(settings: Settings, metrics: Metrics) -> SequenceModel | None:
+    """Open the configured bundle, or None for the rules. A bundle that cannot be loaded
+    (missing, tampered, no backend) stops the worker: silently running the rules instead
+    would look healthy while scoring differently from what was asked."""
+    if settings.model is None:
+        log.warning("no model bundle given: the rules score every kind (--model DIR)")
+        metrics.set_model(RULES_MODEL_VERSION, "rules", configured=False)
+        return None
+    model = SequenceModel(settings.model, settings.model_backend)
+
+    def observe(size: int, seconds: float) -> None:
+        metrics.batch_size.observe(size)
+        metrics.batch_latency.labels(model.backend).observe(seconds)
+
+    model.on_batch = observe
+    metrics.set_model(model.version, model.backend, configured=True)
+    rules_kinds = sorted({"fraud", "brushing", "churn"} - model.kinds)
+    log.warning(
+        "model bundle %s (version %s) on %s scores %s; the rules score %s",
+        settings.model,
+        model.version,
+        model.backend,
+        ", ".join(sorted(model.kinds)) or "nothing",
+        ", ".join(rules_kinds) or "nothing",
+    )
+    return model
 
 
 @contextmanager

@@ -20,17 +20,15 @@ import orjson
 from stream.alerts import RULES_MODEL_VERSION, Detection, to_alert
 from stream.churn import ChurnClock, ChurnConfig, churn_detection, churn_score
 from stream.cliutil import CommandError, add_option
-from stream.processor import (
-    DetectorConfig,
-    FraudScoring,
-    apply_seller_record,
-    apply_user_event,
-)
+from stream.model_fraud import PendingFraud, decide_all
+from stream.processor import DetectorConfig, apply_seller_record, apply_user_event
 from stream.replay import iter_in_time_order
 from stream.schema import Event, Rejected, parse_event
 from stream.sequence_model import SequenceModel
-from stream.state import SellerState, UserState
+from stream.state import EID, TS, SellerState, UserState
 from stream.timeutil import format_ts, parse_ts
+
+MODEL_BATCH = 256  # decisions per model call
 
 
 @dataclass
@@ -61,9 +59,9 @@ class Backtest:
         self.churn = churn or ChurnConfig()
         self.model_version = model.version if model is not None else RULES_MODEL_VERSION
         # Kinds the bundle was trained for are the model's; the others stay with the rules.
-        self.scoring = None
-        if model is not None and "fraud" in model.kinds:
-            self.scoring = FraudScoring(model.fraud, model.thresholds["fraud"])
+        self.fraud_model = model if model is not None and "fraud" in model.kinds else None
+        # Decisions wait here for a batched model call, as in the worker's micro-batches.
+        self.pending: list[PendingFraud] = []
         self.alerts_out, self.scores_out = alerts_out, scores_out
         self.users: dict[str, UserState] = {}
         self.sellers: dict[str, SellerState] = {}
@@ -74,7 +72,7 @@ class Backtest:
     def feed(self, event: Event) -> None:
         self._advance(event.ts)
         state = self.users.setdefault(event.user_id, UserState())
-        result = apply_user_event(state, event, self.cfg, self.scoring)
+        result = apply_user_event(state, event, self.cfg, self.fraud_model is not None)
         if result.outcome == "late":
             raise Rejected("late", "field 'ts': event is older than the allowed lateness")
         if result.outcome == "duplicate":
@@ -84,6 +82,10 @@ class Backtest:
         self._alerts(result.detections)
         if result.fraud_score is not None:
             self._score("fraud", "user", event.user_id, event, result.fraud_score)
+        if result.pending is not None:
+            self.pending.append(result.pending)
+            if len(self.pending) >= MODEL_BATCH:
+                self.decide_pending()
         if result.seller_record is not None:
             seller_id, row = result.seller_record
             seller = self.sellers.setdefault(seller_id, SellerState())
@@ -92,6 +94,20 @@ class Backtest:
             if sres.order_score is not None and sres.seller_score is not None:
                 self._score("brushing", "user", event.user_id, event, sres.order_score)
                 self._score("brushing", "seller", seller_id, event, sres.seller_score)
+
+    def decide_pending(self) -> None:
+        model, pending = self.fraud_model, self.pending
+        if model is None or not pending:
+            return
+        self.pending = []
+        threshold = model.thresholds["fraud"]
+        scores, detections = decide_all(
+            pending, model, threshold, self.cfg.fraud_cooldown_ms, self.cfg.rules, MODEL_BATCH
+        )
+        for p, score, dets in zip(pending, scores, detections, strict=True):
+            self._alerts(dets)
+            row = p.trigger
+            self._write_score("fraud", "user", p.user_id, p.seller_id, row[EID], row[TS], score)
 
     def _advance(self, ts: int) -> None:
         """Tick the churn clock through every interval boundary up to ``ts``."""
@@ -112,6 +128,7 @@ class Backtest:
 
     def finish(self, until_ms: int | None = None) -> BacktestStats:
         """The closing churn evaluation of every user, as of the last event time."""
+        self.decide_pending()
         end = until_ms if until_ms is not None else self.clock
         if end is not None:
             self.evaluate_churn(end)

@@ -55,6 +55,7 @@ def _worker(args: argparse.Namespace) -> int:
         "data_dir": args.data_dir,
         "web_port": args.web_port,
         "model": args.model,
+        "model_backend": args.backend,
         "partitions": args.partitions,
         "app_id": args.app_id,
         "topic_prefix": args.topic_prefix,
@@ -70,6 +71,12 @@ def _register_worker(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     add_option(p, "--broker", help="Kafka bootstrap HOST:PORT (default 127.0.0.1:9092)")
     add_option(p, "--data-dir", help="RocksDB state directory (default .fraudstream/worker)")
     add_option(p, "--model", help="model bundle directory (default: rules only)")
+    add_option(
+        p,
+        "--backend",
+        choices=["auto", "tensorrt", "onnx", "onnx-int8", "torch"],
+        help="model backend (default auto: TensorRT on a GPU, else ONNX Runtime)",
+    )
     add_option(p, "--web-port", type=int, help="HTTP port for /metrics (default 6066)")
     add_option(p, "--partitions", type=int, help="partitions for topics it creates (default 8)")
     add_option(p, "--app-id", help="Kafka consumer group and state name (default fraudstream)")

@@ -6,10 +6,10 @@ and get back the new state, the detections, and what must be forwarded to the se
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stream.alerts import Detection, Reason
+from stream.model_fraud import PendingFraud
 from stream.rules import (
     DECISIONS,
     HOUR_MS,
@@ -24,11 +24,7 @@ from stream.rules import (
 from stream.schema import Event
 from stream.state import (
     EID,
-    FLAGS,
     ITEM,
-    NEW_COUNTRY,
-    NEW_DEVICE,
-    NEW_INSTRUMENT,
     S_BROWSED,
     S_EID,
     S_KIND,
@@ -49,16 +45,6 @@ VIEWING = frozenset({TYPE_CODE["item_view"]})
 SELLER_SIDE = frozenset({"purchase", "review"})
 
 
-# A fraud model: the user's window (decision event last) to a calibrated probability.
-FraudModel = Callable[[list[Row]], float]
-
-
-@dataclass(frozen=True)
-class FraudScoring:
-    model: FraudModel
-    threshold: float
-
-
 @dataclass(frozen=True)
 class DetectorConfig:
     limits: StateLimits = field(default_factory=StateLimits)
@@ -73,7 +59,8 @@ class UserResult:
     state: bytes | None  # None: unchanged, nothing to write
     detections: list[Detection]
     seller_record: tuple[str, Row] | None = None
-    fraud_score: float | None = None  # set at decision events
+    fraud_score: float | None = None  # set at decision events the rules decide
+    pending: PendingFraud | None = None  # a decision event left to the model
 
 
 @dataclass
@@ -86,9 +73,12 @@ class SellerResult:
 
 
 def apply_user_event(
-    state: UserState, event: Event, cfg: DetectorConfig, scoring: FraudScoring | None = None
+    state: UserState, event: Event, cfg: DetectorConfig, defer_fraud: bool = False
 ) -> UserResult:
-    """Update ``state`` in place with one event; ``result.state`` stays None."""
+    """Update ``state`` in place with one event; ``result.state`` stays None.
+
+    With ``defer_fraud`` a decision event is not judged by the rules but returned as
+    ``result.pending`` for the model (``stream.model_fraud``)."""
     outcome = state.add(event, cfg.limits)
     if outcome == "late":
         return UserResult(outcome, None, [])
@@ -102,13 +92,14 @@ def apply_user_event(
     record = _seller_record(state, window, trigger, event)
     if outcome != "added":
         return UserResult(outcome, None, [], record)
-    score: float | None = None
-    detections: list[Detection] = []
-    if trigger[TYPE] in DECISIONS:
-        if scoring is None:
-            score, detections = _fraud(state, window, trigger, event, cfg)
-        else:
-            score, detections = _model_fraud(state, window, trigger, event, cfg, scoring)
+    if trigger[TYPE] not in DECISIONS:
+        return UserResult(outcome, None, [], record)
+    if defer_fraud:
+        # Ends at the decision event even when a same-millisecond event sorts after it.
+        upto_trigger = window[: len(window) - window[::-1].index(trigger)]
+        pending = PendingFraud(state, upto_trigger, event.user_id, event.seller_id)
+        return UserResult(outcome, None, [], record, pending=pending)
+    score, detections = _fraud(state, window, trigger, event, cfg)
     return UserResult(outcome, None, detections, record, score)
 
 
@@ -156,66 +147,6 @@ def _fraud(
             seller_id=event.seller_id,
         )
     ]
-
-
-def _model_fraud(
-    state: UserState,
-    window: list[Row],
-    trigger: Row,
-    event: Event,
-    cfg: DetectorConfig,
-    scoring: FraudScoring,
-) -> tuple[float, list[Detection]]:
-    """The model decides; the rules' findings, when any, are its supporting reasons."""
-    score = scoring.model(window)
-    last = state.cooldowns.get("model")
-    if score < scoring.threshold or (
-        last is not None and 0 <= event.ts - last < cfg.fraud_cooldown_ms
-    ):
-        return score, []
-    state.cooldowns["model"] = event.ts
-    hits = [
-        h for rule in (card_testing, account_takeover) if (h := rule(window, trigger, cfg.rules))
-    ]
-    reasons = [
-        Reason("model.fraud", f"sequence model score {score:.3f} >= {scoring.threshold:.3f}")
-    ]
-    reasons += [r for h in hits for r in h.reasons]
-    reasons += _novelty_reasons(window)
-    recent = [r[EID] for r in window[-8:]]
-    evidence = list(dict.fromkeys([e for h in hits for e in h.evidence] + recent[::-1]))
-    det = Detection(
-        kind="fraud",
-        subject_type="user",
-        subject_id=event.user_id,
-        score=score,
-        threshold=scoring.threshold,
-        event_id=event.event_id,
-        event_ts=event.ts,
-        reasons=tuple(reasons),
-        evidence_event_ids=tuple(evidence[:20]),
-        user_id=event.user_id,
-        seller_id=event.seller_id,
-    )
-    return score, [det]
-
-
-def _novelty_reasons(window: list[Row]) -> list[Reason]:
-    """What was new for this user in the last day of the window."""
-    horizon = window[-1][TS] - 24 * HOUR_MS
-    recent = [r for r in window if r[TS] >= horizon]
-    out = []
-    for bit, what in (
-        (NEW_DEVICE, "device"),
-        (NEW_COUNTRY, "country"),
-        (NEW_INSTRUMENT, "payment instrument"),
-    ):
-        ids = [r[EID] for r in recent if r[FLAGS] & bit]
-        if ids:
-            out.append(
-                Reason(f"novelty.{what.replace(' ', '_')}", f"new {what} in the last 24 hours")
-            )
-    return out
 
 
 def _seller_record(

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=0, le=65535)
     web_host: str = "127.0.0.1"
     model: Path | None = None
+    # auto: TensorRT where there is a GPU and an engine, else ONNX Runtime.
+    model_backend: str = "auto"
+    # Decision events scored per model call; a micro-batch holding more is split.
+    model_batch_max: int = Field(default=256, ge=1)
     partitions: int = Field(default=8, ge=1)
     # Prepended to every topic name; empty in production, unique per test run.
     topic_prefix: str = ""

@@ -37,6 +37,8 @@ class WorkerProcess:
         app_id: str | None = None,
         web_port: int | None = None,
         log_level: str = "info",
+        model: Path | None = None,
+        backend: str | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.data_dir = data_dir
@@ -45,6 +47,7 @@ class WorkerProcess:
         self.partitions = partitions
         self.web_port = web_port or free_port()
         self.log_level = log_level
+        self.model, self.backend = model, backend
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "worker.log"
 
@@ -58,6 +61,10 @@ class WorkerProcess:
                "--log-level", self.log_level]  # fmt: skip
         if self.partitions is not None:
             cmd += ["--partitions", str(self.partitions)]
+        if self.model is not None:
+            cmd += ["--model", str(self.model)]
+        if self.backend is not None:
+            cmd += ["--backend", self.backend]
         return cmd
 
     def start(self, timeout: float = 90.0) -> WorkerProcess:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from stream import broker
+from stream.cli import main
+from stream.simulate import SimConfig, generate_files
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +31,19 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield cfg.bootstrap
     finally:
         broker.stop(data_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny model bundle (seconds to build) and the simulated events it was trained on."""
+    root = tmp_path_factory.mktemp("tiny-bundle")
+    events, labels, bundle = root / "e.jsonl", root / "l.jsonl", root / "bundle"
+    generate_files(
+        events,
+        labels,
+        SimConfig(users=800, days=10, seed=21, start=datetime(2026, 9, 1, tzinfo=UTC)),
+    )
+    argv = ["build", "--events", str(events), "--labels", str(labels), "--out", str(bundle),
+            "--tiny", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    return events, bundle

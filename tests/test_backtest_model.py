@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,33 +11,13 @@ import pytest
 from stream.backtest import run_backtest
 from stream.cli import main
 from stream.sequence_model import SequenceModel
-from stream.simulate import SimConfig, generate_files
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("model-bt")
-    events, labels, bundle = root / "e.jsonl", root / "l.jsonl", root / "bundle"
-    generate_files(
-        events,
-        labels,
-        SimConfig(users=800, days=10, seed=21, start=datetime(2026, 9, 1, tzinfo=UTC)),
-    )
-    argv = [
-        "build",
-        "--events",
-        str(events),
-        "--labels",
-        str(labels),
-        "--out",
-        str(bundle),
-        "--tiny",
-        "--no-progress",
-    ]
-    assert main(argv) == 0
-    return events, bundle
+@pytest.fixture
+def built(tiny_bundle: tuple[Path, Path]) -> tuple[Path, Path]:
+    return tiny_bundle
 
 
 def read(path: Path) -> list[dict[str, Any]]:

@@ -4,44 +4,101 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from stream.backtest import run_backtest
 from stream.replay import replay_file
+from stream.sequence_model import SequenceModel
 from stream.simulate import SimConfig, generate_files
 from stream.workerproc import WorkerProcess
 from tests.support import consume
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+KINDS = ("fraud", "brushing", "churn")
 
 
-def test_stream_and_backtest_agree(kafka_broker: str, tmp_path: Path) -> None:
-    events, labels = tmp_path / "e.jsonl", tmp_path / "l.jsonl"
+@pytest.fixture(scope="module")
+def traffic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    root = tmp_path_factory.mktemp("parity")
+    events, labels = root / "e.jsonl", root / "l.jsonl"
     config = SimConfig(users=400, days=8, seed=11, start=datetime(2026, 10, 1, tzinfo=UTC))
-    stats = generate_files(events, labels, config)
-    run_backtest(events, tmp_path / "a.jsonl")
-    offline: dict[str, set[str]] = {"fraud": set(), "brushing": set(), "churn": set()}
-    for line in (tmp_path / "a.jsonl").read_bytes().splitlines():
-        alert = orjson.loads(line)
-        offline[alert["kind"]].add(alert["alert_id"])
-    assert offline["fraud"] and offline["churn"]
+    return events, generate_files(events, labels, config).events
 
-    worker = WorkerProcess(kafka_broker, tmp_path / "w", log_level="warn").start()
+
+def offline_alerts(
+    events: Path, out: Path, model: SequenceModel | None = None
+) -> dict[str, dict[str, dict[str, Any]]]:
+    run_backtest(events, out, model=model)
+    found: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in KINDS}
+    for line in out.read_bytes().splitlines():
+        alert = orjson.loads(line)
+        found[alert["kind"]][alert["alert_id"]] = alert
+    return found
+
+
+def online_alerts(
+    broker: str, events: Path, count: int, worker: WorkerProcess
+) -> tuple[dict[str, dict[str, dict[str, Any]]], float]:
+    """The worker's alerts per kind, and how many model calls it made."""
+    worker.start()
     try:
-        replay_file(events, kafka_broker, worker.topic("events"))
-        worker.wait_metric("fraudstream_events_consumed_total", stats.events, timeout=240)
-        online = {
-            kind: {orjson.loads(m.value())["alert_id"]
-                   for m in consume(kafka_broker, worker.topic(f"alerts.{kind}"), 1, timeout=15)}
-            for kind in offline
-        }  # fmt: skip
+        replay_file(events, broker, worker.topic("events"))
+        worker.wait_metric("fraudstream_events_consumed_total", count, timeout=240)
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for kind in KINDS:
+            messages = consume(broker, worker.topic(f"alerts.{kind}"), 1, timeout=15)
+            found[kind] = {a["alert_id"]: a for a in (orjson.loads(m.value()) for m in messages)}
+        return found, worker.metric("fraudstream_model_batch_size_count")
     finally:
         worker.stop()
-    assert online["fraud"] == offline["fraud"]
+
+
+def assert_churn_agrees(online: set[str], offline: set[str]) -> None:
     # The worker's churn clocks run per partition and a partition's clock only moves with its
     # own events, so the last ticks of a quiet partition (and the backtest's closing
     # evaluation) may be missing online; whatever the stream raised, the backtest raised.
-    assert online["churn"] and online["churn"] <= offline["churn"]
-    assert len(online["churn"]) >= 0.8 * len(offline["churn"])
+    assert online and online <= offline
+    assert len(online) >= 0.8 * len(offline)
+
+
+def test_stream_and_backtest_agree(
+    kafka_broker: str, traffic: tuple[Path, int], tmp_path: Path
+) -> None:
+    events, count = traffic
+    offline = offline_alerts(events, tmp_path / "a.jsonl")
+    assert offline["fraud"] and offline["churn"]
+    worker = WorkerProcess(kafka_broker, tmp_path / "w", log_level="warn")
+    online, model_calls = online_alerts(kafka_broker, events, count, worker)
+    assert model_calls == 0
+    assert set(online["fraud"]) == set(offline["fraud"])
+    assert_churn_agrees(set(online["churn"]), set(offline["churn"]))
+
+
+def test_stream_with_model_and_backtest_agree(
+    kafka_broker: str,
+    traffic: tuple[Path, int],
+    tiny_bundle: tuple[Path, Path],
+    tmp_path: Path,
+) -> None:
+    """With a bundle the worker scores decisions in micro-batches across users, the backtest
+    in batches of its own: the same fraud alerts, scores within 1e-6, the same reasons."""
+    events, count = traffic
+    _, bundle = tiny_bundle
+    model = SequenceModel(bundle, "onnx")
+    offline = offline_alerts(events, tmp_path / "a.jsonl", model)
+    assert len(offline["fraud"]) >= 3
+    worker = WorkerProcess(kafka_broker, tmp_path / "w", log_level="warn", model=bundle,
+                           backend="onnx")  # fmt: skip
+    online, model_calls = online_alerts(kafka_broker, events, count, worker)
+    assert model_calls > 0
+    assert set(online["fraud"]) == set(offline["fraud"])
+    for alert_id, alert in online["fraud"].items():
+        expected = offline["fraud"][alert_id]
+        assert alert["score"] == pytest.approx(expected["score"], abs=1e-6)
+        assert alert["model_version"] == model.version
+        assert [r["code"] for r in alert["reasons"]] == [r["code"] for r in expected["reasons"]]
+        assert alert["evidence_event_ids"] == expected["evidence_event_ids"]
+    assert_churn_agrees(set(online["churn"]), set(offline["churn"]))

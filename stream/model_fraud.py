@@ -1,0 +1,159 @@
+"""Fraud decisions by the sequence model, in two steps.
+
+``apply_user_event(..., defer_fraud=True)`` updates the user's state and hands back the
+decision event as a ``PendingFraud`` (a snapshot of the window, decision event last). The
+worker collects those across users for a micro-batch and scores them in one model call;
+``decide`` then applies threshold and cooldown in the original event order, so the result
+is what scoring each decision on arrival would have given. The backtest runs the same
+two steps, which is what keeps stream and backtest in agreement.
+
+An alert explains itself by occlusion: the window is scored again with each earlier event
+hidden, and with groups of features neutralised; the biggest drops become its reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from stream.alerts import Detection, Reason
+from stream.rules import RuleConfig, account_takeover, card_testing
+from stream.schema import EVENT_TYPES
+from stream.state import (
+    EID,
+    FLAGS,
+    NEW_COUNTRY,
+    NEW_DEVICE,
+    NEW_INSTRUMENT,
+    TS,
+    TYPE,
+    Row,
+    UserState,
+)
+from stream.timeutil import format_ts
+
+MODEL_COOLDOWN = "model"
+TOP_EVENTS = 3  # events named in an alert's reasons
+MIN_DROP = 0.01  # smaller contributions are noise, not reasons
+
+
+@dataclass(frozen=True)
+class PendingFraud:
+    """A decision event waiting for its score."""
+
+    state: UserState  # the live state: ``decide`` records the cooldown there
+    window: list[Row]  # the user's events up to and including the decision event
+    user_id: str
+    seller_id: str | None
+
+    @property
+    def trigger(self) -> Row:
+        return self.window[-1]
+
+
+class FraudModel(Protocol):
+    """What ``decide`` needs from a model; ``stream.sequence_model`` provides it."""
+
+    version: str
+
+    def fraud_scores(self, windows: list[list[Row]]) -> list[float]: ...
+
+    def explain_fraud(
+        self, window: list[Row]
+    ) -> tuple[list[tuple[int, float]], list[tuple[str, float]]]: ...
+
+
+def decide(
+    pending: PendingFraud,
+    score: float,
+    threshold: float,
+    cooldown_ms: int,
+    rules: RuleConfig,
+    model: FraudModel,
+) -> list[Detection]:
+    """An alert when ``score`` crosses ``threshold`` and the user is not cooling down.
+
+    The rules' findings on the same window, when any, join the model's reasons."""
+    state, window, trigger = pending.state, pending.window, pending.trigger
+    ts = trigger[TS]
+    last = state.cooldowns.get(MODEL_COOLDOWN)
+    if score < threshold or (last is not None and 0 <= ts - last < cooldown_ms):
+        return []
+    state.cooldowns[MODEL_COOLDOWN] = ts
+    hits = [h for rule in (card_testing, account_takeover) if (h := rule(window, trigger, rules))]
+    events, features = model.explain_fraud(window)
+    drivers = [(i, d) for i, d in events if d >= MIN_DROP][:TOP_EVENTS]
+    reasons = [Reason("model.fraud", f"sequence model score {score:.3f} >= {threshold:.3f}")]
+    for i, drop in drivers:
+        row = window[i]
+        reasons.append(
+            Reason(
+                "model.event",
+                f"{EVENT_TYPES[row[TYPE]]} {row[EID]} at {format_ts(row[TS])} "
+                f"adds {drop:.3f} to the score",
+            )
+        )
+    for name, drop in features:
+        if drop >= MIN_DROP:
+            reasons.append(Reason(f"model.feature.{name}", f"{name} adds {drop:.3f} to the score"))
+    reasons += [r for h in hits for r in h.reasons]
+    reasons += novelty_reasons(window)
+    recent = [r[EID] for r in window[-8:]][::-1]
+    driving = [window[i][EID] for i, _ in drivers]
+    evidence = dict.fromkeys([trigger[EID], *driving, *(e for h in hits for e in h.evidence)])
+    evidence.update(dict.fromkeys(recent))
+    return [
+        Detection(
+            kind="fraud",
+            subject_type="user",
+            subject_id=pending.user_id,
+            score=score,
+            threshold=threshold,
+            event_id=trigger[EID],
+            event_ts=ts,
+            reasons=tuple(reasons),
+            evidence_event_ids=tuple(list(evidence)[:20]),
+            user_id=pending.user_id,
+            seller_id=pending.seller_id,
+        )
+    ]
+
+
+def decide_all(
+    pending: list[PendingFraud],
+    model: FraudModel,
+    threshold: float,
+    cooldown_ms: int,
+    rules: RuleConfig,
+    max_batch: int = 256,
+) -> tuple[list[float], list[list[Detection]]]:
+    """Score decisions in batches of at most ``max_batch``, then decide them in order."""
+    scores: list[float] = []
+    for start in range(0, len(pending), max_batch):
+        chunk = pending[start : start + max_batch]
+        scores.extend(model.fraud_scores([p.window for p in chunk]))
+    detections = [
+        decide(p, s, threshold, cooldown_ms, rules, model)
+        for p, s in zip(pending, scores, strict=True)
+    ]
+    return scores, detections
+
+
+_HOUR_MS = 3_600_000
+
+
+def novelty_reasons(window: list[Row]) -> list[Reason]:
+    """What was new for this user in the last day of the window."""
+    horizon = window[-1][TS] - 24 * _HOUR_MS
+    recent = [r for r in window if r[TS] >= horizon]
+    out = []
+    for bit, what in (
+        (NEW_DEVICE, "device"),
+        (NEW_COUNTRY, "country"),
+        (NEW_INSTRUMENT, "payment instrument"),
+    ):
+        if any(r[FLAGS] & bit for r in recent):
+            out.append(
+                Reason(f"novelty.{what.replace(' ', '_')}", f"new {what} in the last 24 hours")
+            )
+    return out

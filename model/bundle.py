@@ -110,6 +110,15 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+def bundle_version(path: Path | str) -> str | None:
+    """The version a bundle's manifest claims, unverified; None if there is none to read.
+    Cheap enough to poll: a running worker reloads when it changes."""
+    try:
+        return str(_read_manifest(Path(path))["version"])
+    except (BundleError, OSError):
+        return None
+
+
 def load_bundle(path: Path | str) -> Bundle:
     """Read and verify a bundle; raise ``BundleError`` naming the first file that fails."""
     path = Path(path)

@@ -20,18 +20,18 @@ import faust
 import orjson
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
-from stream.alerts import RULES_MODEL_VERSION, Detection, to_alert
+from stream.alerts import Detection, to_alert
 from stream.batching import CoalescedTable
 from stream.churn import ChurnClock, churn_detection, churn_score
 from stream.dlq import dead_letter
 from stream.errors import Action, as_rejection, decide
 from stream.metrics import Metrics, estimate_keys
 from stream.model_fraud import PendingFraud, decide_all
+from stream.model_slot import ModelSlot
 from stream.output import KafkaOutput
 from stream.processor import apply_seller_record, apply_user_event
 from stream.schema import Rejected, parse_event
 from stream.security import faust_app_kwargs
-from stream.sequence_model import SequenceModel
 from stream.settings import Settings
 from stream.state import SellerState, UserState, row_to_dict
 from stream.topics import ALERT_TOPICS, BY_SELLER, DEAD_LETTERS, EVENTS
@@ -65,9 +65,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     users = app.Table("users", partitions=partitions, key_type=bytes, value_type=bytes)
     sellers = app.Table("sellers", partitions=partitions, key_type=bytes, value_type=bytes)
     cfg = settings.detector_config()
-    model = load_model(settings, metrics)
-    model_version = model.version if model is not None else RULES_MODEL_VERSION
-    fraud_model = model if model is not None and "fraud" in model.kinds else None
+    slot = ModelSlot(settings, metrics)
 
     out = KafkaOutput(settings.broker, settings.kafka_client_config())
     dlq_topic, seller_topic = settings.topic(DEAD_LETTERS), settings.topic(BY_SELLER)
@@ -95,7 +93,8 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
             )
         for tick in churn_clock.crossed(ev.message.partition, event.ts):
             evaluate_churn(ev, tick, table, fired)
-        result = apply_user_event(table.get(ev, ev.key), event, cfg, fraud_model is not None)
+        defer = slot.fraud is not None
+        result = apply_user_event(table.get(ev, ev.key), event, cfg, defer)
         if result.outcome == "late":
             raise Rejected("late", "field 'ts': event is older than the allowed lateness")
         metrics.processed.labels(result.outcome).inc()
@@ -147,7 +146,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         before offsets are committed (``flush_before_commit``)."""
         if fired:
             for _, det in fired:
-                alert = to_alert(det, model_version)
+                alert = to_alert(det, slot.version)
                 out.send(alert_topics[det.kind], det.subject_id.encode(), orjson.dumps(alert))
             await out.flush()
             now = time.time()
@@ -170,6 +169,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
 
     def decide_pending(pending: list[tuple[Any, PendingFraud]]) -> list[tuple[Any, Detection]]:
         """One model call for a micro-batch's decision events, decided in event order."""
+        fraud_model = slot.fraud
         if not pending or fraud_model is None:
             return []
         _, found = decide_all(
@@ -213,37 +213,12 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
             await run_batch(batch, handle_seller, seller_table)
             metrics.seller_records.inc(len(batch))
 
+    if settings.model is not None and settings.model_reload_seconds > 0:
+        # Between micro-batches (one event loop): no batch sees two models.
+        app.timer(settings.model_reload_seconds)(slot.reload_if_changed)
     _add_views(app, metrics, users, sellers)
     _add_monitoring(app, metrics, settings.topic(EVENTS), users, sellers)
     return app
-
-
-def load_model(settings: Settings, metrics: Metrics) -> SequenceModel | None:
-    """Open the configured bundle, or None for the rules. A bundle that cannot be loaded
-    (missing, tampered, no backend) stops the worker: silently running the rules instead
-    would look healthy while scoring differently from what was asked."""
-    if settings.model is None:
-        log.warning("no model bundle given: the rules score every kind (--model DIR)")
-        metrics.set_model(RULES_MODEL_VERSION, "rules", configured=False)
-        return None
-    model = SequenceModel(settings.model, settings.model_backend)
-
-    def observe(size: int, seconds: float) -> None:
-        metrics.batch_size.observe(size)
-        metrics.batch_latency.labels(model.backend).observe(seconds)
-
-    model.on_batch = observe
-    metrics.set_model(model.version, model.backend, configured=True)
-    rules_kinds = sorted({"fraud", "brushing", "churn"} - model.kinds)
-    log.warning(
-        "model bundle %s (version %s) on %s scores %s; the rules score %s",
-        settings.model,
-        model.version,
-        model.backend,
-        ", ".join(sorted(model.kinds)) or "nothing",
-        ", ".join(rules_kinds) or "nothing",
-    )
-    return model
 
 
 @contextmanager

@@ -7,8 +7,11 @@
    bursts; event-to-alert latency is the alert's append time minus its triggering event's
    append time (both Kafka timestamps taken on this machine's clock).
 
-Run: ``python -m stream.bench [--broker B] [--events N] [--rate R] [--seconds S]``; prints
-one JSON object.
+With ``--model DIR`` the worker runs twice, with the rules alone and with the bundle
+scoring decision events in micro-batches; both against the same baselines.
+
+Run: ``python -m stream.bench [--broker B] [--events N] [--rate R] [--seconds S]
+[--model DIR [--backend B]]``; prints one JSON object.
 """
 
 from __future__ import annotations
@@ -103,8 +106,11 @@ def passthrough_agent(bootstrap: str, topic: str, n: int) -> dict[str, float]:
     return result
 
 
-def worker_drain(bootstrap: str, work: Path, n: int) -> tuple[WorkerProcess, dict[str, float]]:
-    worker = WorkerProcess(bootstrap, work / "worker", partitions=PARTITIONS, log_level="warn")
+def worker_drain(
+    bootstrap: str, work: Path, n: int, model: Path | None = None, backend: str | None = None
+) -> tuple[WorkerProcess, dict[str, float]]:
+    worker = WorkerProcess(bootstrap, work, partitions=PARTITIONS, log_level="warn",
+                           model=model, backend=backend)  # fmt: skip
     worker.start()
     load_events(bootstrap, worker.topic("events"), n)
     first, count = 0.0, 0.0
@@ -157,7 +163,26 @@ def latency(bootstrap: str, worker: WorkerProcess, rate: float, seconds: float) 
         for msg in _read_all(bootstrap, worker.topic("alerts.fraud"))
         if (alert := orjson.loads(msg.value() or b"{}")).get("event_id") in sent_at
     ]
-    return {"offered_events_per_s": round(achieved, 1), "alerts": len(lat), **_percentiles(lat)}
+    return {
+        "offered_events_per_s": round(achieved, 1),
+        "alerts": len(lat),
+        **_percentiles(lat),
+        **model_calls(worker),
+    }
+
+
+def model_calls(worker: WorkerProcess) -> dict[str, float]:
+    """Mean decisions per model call and mean call time, from the worker's own metrics."""
+    calls = worker.metric("fraudstream_model_batch_size_count")
+    if not calls:
+        return {}
+    return {
+        "model_calls": calls,
+        "mean_model_batch": round(worker.metric("fraudstream_model_batch_size_sum") / calls, 1),
+        "mean_model_call_ms": round(
+            1000 * worker.metric("fraudstream_model_batch_latency_seconds_sum") / calls, 3
+        ),
+    }
 
 
 def _read_all(bootstrap: str, topic: str) -> list[Any]:
@@ -184,28 +209,43 @@ def _percentiles(values: list[float]) -> dict[str, float | None]:
     return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "max_ms": pick(1.0)}
 
 
-def run(bootstrap: str, events: int, rate: float, seconds: float) -> dict[str, Any]:
+def run(
+    bootstrap: str,
+    events: int,
+    rate: float,
+    seconds: float,
+    model: Path | None = None,
+    backend: str | None = None,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="fraudstream-bench-") as tmp:
         base = f"bench-{uuid.uuid4().hex[:8]}.events"
         size = load_events(bootstrap, base, events)
         loop = consumer_loop(bootstrap, base, events)
         passthrough = passthrough_agent(bootstrap, base, events)
-        worker, drained = worker_drain(bootstrap, Path(tmp), events)
-        try:
-            timed = latency(bootstrap, worker, rate, seconds)
-        finally:
-            worker.stop()
-    return {
-        "events": events,
-        "mean_event_bytes": round(size / events, 1),
-        "partitions": PARTITIONS,
-        "consumer_loop": _rounded(loop),
-        "faust_passthrough": _rounded(passthrough),
-        "worker": _rounded(drained),
-        "worker_vs_passthrough": round(drained["events_per_s"] / passthrough["events_per_s"], 3),
-        "worker_vs_consumer_loop": round(drained["events_per_s"] / loop["events_per_s"], 3),
-        "latency": timed,
-    }
+        result: dict[str, Any] = {
+            "events": events,
+            "mean_event_bytes": round(size / events, 1),
+            "partitions": PARTITIONS,
+            "consumer_loop": _rounded(loop),
+            "faust_passthrough": _rounded(passthrough),
+        }
+        runs: list[tuple[str, Path | None]] = [("worker_rules", None)]
+        if model is not None:
+            runs.append(("worker_model", model))
+        for name, bundle in runs:
+            worker, drained = worker_drain(bootstrap, Path(tmp) / name, events, bundle, backend)
+            try:
+                result[name] = {**_rounded(drained), **model_calls(worker)}
+                result[f"{name}_vs_passthrough"] = round(
+                    drained["events_per_s"] / passthrough["events_per_s"], 3
+                )
+                result[f"{name}_vs_consumer_loop"] = round(
+                    drained["events_per_s"] / loop["events_per_s"], 3
+                )
+                result[f"{name}_latency"] = latency(bootstrap, worker, rate, seconds)
+            finally:
+                worker.stop()
+    return result
 
 
 def _rounded(result: dict[str, float]) -> dict[str, float]:
@@ -218,15 +258,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=50_000, help="events per throughput run")
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s in the latency run")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
+    parser.add_argument("--model", type=Path, help="also run the worker with this bundle")
+    parser.add_argument("--backend", help="model backend for --model (default auto)")
     args = parser.parse_args(argv)
+    extra = (args.model, args.backend)
     if args.broker:
-        result = run(args.broker, args.events, args.rate, args.seconds)
+        result = run(args.broker, args.events, args.rate, args.seconds, *extra)
     else:
         with tempfile.TemporaryDirectory(prefix="fraudstream-bench-kafka-") as tmp:
             cfg = local_broker.BrokerConfig(data_dir=Path(tmp), port=local_broker.free_port())
             local_broker.start(cfg)
             try:
-                result = run(cfg.bootstrap, args.events, args.rate, args.seconds)
+                result = run(cfg.bootstrap, args.events, args.rate, args.seconds, *extra)
             finally:
                 local_broker.stop(cfg.data_dir)
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())

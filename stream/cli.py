@@ -122,6 +122,8 @@ def _register_up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     add_option(p, "--data-dir", default=".fraudstream", help="where broker and state live")
     add_option(p, "--rate", type=float, default=200.0, help="traffic events per second")
     add_option(p, "--duration", type=float, help="stop after this many seconds")
+    add_option(p, "--model", help="model bundle (default: build a tiny one at the first run)")
+    add_option(p, "--rules-only", action="store_true", help="no model: the rules score all")
     p.set_defaults(func=_up)
 
 

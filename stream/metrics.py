@@ -84,6 +84,16 @@ class Metrics:
         self.model_info = Info(
             "fraudstream_model", "The loaded model bundle and backend", registry=r
         )
+        self.model_reloads = Counter(
+            "fraudstream_model_reloads_total",
+            "Model bundles swapped in while running",
+            registry=r,
+        )
+        self.model_reload_failures = Counter(
+            "fraudstream_model_reload_failures_total",
+            "New bundle versions that failed to load (the old bundle stays)",
+            registry=r,
+        )
         self.model_fallback = Gauge(
             "fraudstream_model_fallback",
             "1 while a model bundle was configured but the rules score instead",

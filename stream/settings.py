@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     model_backend: str = "auto"
     # Decision events scored per model call; a micro-batch holding more is split.
     model_batch_max: int = Field(default=256, ge=1)
+    # How often the bundle directory is checked for a new version (0: never reload).
+    model_reload_seconds: float = Field(default=10.0, ge=0)
     partitions: int = Field(default=8, ge=1)
     # Prepended to every topic name; empty in production, unique per test run.
     topic_prefix: str = ""

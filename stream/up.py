@@ -1,14 +1,18 @@
 """``fraudstream up``: the embedded local stack on one machine.
 
 Starts (or reuses) the local broker, one worker, and live traffic; prints where alerts and
-metrics are and a line per alert; Ctrl-C stops what it started.
+metrics are and a line per alert; Ctrl-C stops what it started. The worker scores with a
+model bundle: ``--model DIR``, or one built on simulated traffic at the first run (a tiny
+configuration, about a minute) and kept under the data directory; ``--rules-only`` skips it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,11 +20,16 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Consumer, Producer
 
+from model.bundle import MANIFEST
 from stream import broker
 from stream.cliutil import CommandError
+from stream.simulate import SimConfig, generate_files
 from stream.topics import ALERT_TOPICS, EVENTS
 from stream.traffic import LiveTraffic
 from stream.workerproc import WorkerProcess
+
+# Training traffic for the first-run bundle: about 240,000 events, two simulated weeks.
+UP_TRAINING = SimConfig(users=2000, days=14, seed=3)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -36,14 +45,16 @@ def run_up(args: argparse.Namespace) -> int:
     cfg = broker.BrokerConfig(data_dir=data / "kafka", port=args.port)
     if not broker.port_free("127.0.0.1", args.web_port):
         raise CommandError(f"web port {args.web_port} is in use; pass --web-port")
+    bundle = None if args.rules_only else ensure_bundle(args.model, data)
     started_broker = _ensure_broker(cfg)
     worker = WorkerProcess(cfg.bootstrap, data / "worker", prefix="", partitions=None,
-                           web_port=args.web_port, log_level="warn")  # fmt: skip
+                           web_port=args.web_port, log_level="warn", model=bundle)  # fmt: skip
     stop = threading.Event()
     try:
         print(f"starting worker (log in {worker.log_path}) ...", flush=True)
         worker.start(timeout=120.0)
         print(f"broker     {cfg.bootstrap} (data in {cfg.data_dir})")
+        print(f"model      {bundle or 'none: the rules score every kind'}")
         print(f"metrics    http://127.0.0.1:{args.web_port}/metrics")
         print(f"user state http://127.0.0.1:{args.web_port}/users/<user_id>")
         print(
@@ -67,6 +78,30 @@ def run_up(args: argparse.Namespace) -> int:
             broker.stop(cfg.data_dir)
         print("stopped", flush=True)
     return 0
+
+
+def ensure_bundle(given: str | None, data: Path) -> Path:
+    """The bundle to score with: the one given, the one an earlier run built, or a new one."""
+    if given is not None:
+        return Path(given)
+    bundle = data / "model"
+    if (bundle / MANIFEST).is_file():
+        return bundle
+    from model.build import run_build
+    from model.config import TINY
+
+    train = data / "model-train"
+    train.mkdir(parents=True, exist_ok=True)
+    events, labels = train / "events.jsonl", train / "labels.jsonl"
+    print("first run: building a tiny model bundle on simulated traffic ...", flush=True)
+    generate_files(events, labels, UP_TRAINING)
+    partial = data / "model.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    run_build(events, labels, partial, TINY, progress=sys.stderr.isatty())
+    partial.rename(bundle)  # only a finished bundle ever sits at ``bundle``
+    shutil.rmtree(train, ignore_errors=True)
+    print(f"model bundle written to {bundle}", flush=True)
+    return bundle
 
 
 def _ensure_broker(cfg: broker.BrokerConfig) -> bool:

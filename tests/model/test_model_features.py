@@ -12,15 +12,19 @@ import pytest
 from modelsynth import make_fixture
 
 from model.features import (
+    EVENT_TYPES,
     MAX_T,
     MISSING,
     NEW,
     NOVELTY_FIELDS,
     SEEN,
     TYPE_INDEX,
+    BoolArray,
+    EventTable,
     FeatureSpec,
     encode_batch,
     encode_sequence,
+    encode_tables,
     encode_window,
     tokenize_events,
 )  # fmt: skip
@@ -201,3 +205,113 @@ def test_events_older_than_max_age_are_left_out() -> None:
     cat, _, mask = encode_sequence([old, recent], SPEC, 4)
     assert mask.tolist() == [False, False, False, True]
     assert cat[-1, SPEC.cat_features.index("new_device_id")] == NEW
+
+
+DAY = 86_400_000
+# Values drawn from small pools repeat within a user's window; the rest are novelties.
+_POOLS: dict[str, tuple[str, ...]] = {
+    "device_id": ("dev-a", "dev-b"),
+    "ip": ("10.0.0.1", "10.0.0.2", "192.0.2.7"),
+    "country": ("DE", "FR"),
+    "instrument_id": ("card-1", "card-2"),
+}
+
+
+def _offsets(rng: np.random.Generator, n: int, span_ms: int) -> list[int]:
+    """``n`` sorted times within ``span_ms``, on whole minutes so that some coincide."""
+    minutes = rng.integers(0, span_ms // 60_000 + 1, size=n)
+    return sorted(int(m) * 60_000 for m in minutes)
+
+
+def _random_events(rng: np.random.Generator, offsets: list[int], user: str) -> list[dict[str, Any]]:
+    """Varied events at ``offsets`` (sorted ms after a base time); optional fields come
+    and go, ids repeat or are new, some payments fail."""
+    events = []
+    for i, offset in enumerate(offsets):
+        event: dict[str, Any] = {
+            "event_id": f"{user}-{i}",
+            "ts": 1_767_225_600_000 + offset,
+            "user_id": user,
+            "type": str(rng.choice(EVENT_TYPES)),
+        }
+        for field, pool in _POOLS.items():
+            draw = rng.random()
+            if draw < 0.6:
+                event[field] = str(rng.choice(pool))
+            elif draw < 0.8:
+                event[field] = f"{field}-{user}-{i}"  # never seen before
+        if rng.random() < 0.5:
+            event["status"] = "failed" if rng.random() < 0.4 else "ok"
+        if rng.random() < 0.5:
+            event["amount"] = round(float(rng.lognormal(3.0, 1.5)), 2)
+        if rng.random() < 0.4:
+            event["price"] = round(float(rng.lognormal(2.5, 1.0)), 2)
+            event["quantity"] = int(rng.integers(1, 6))
+        if rng.random() < 0.5:
+            event["seller_id"] = f"s{rng.integers(3)}"
+            event["item_id"] = f"i{rng.integers(6)}"
+            event["category"] = f"c{rng.integers(4)}"
+        if rng.random() < 0.3:
+            event["payment_method"] = str(rng.choice(["card", "wallet"]))
+        if rng.random() < 0.2:
+            event["rating"] = int(rng.integers(1, 6))
+        events.append(event)
+    return events
+
+
+def _assert_tables_encode_like_windows(tables: list[EventTable], T: int) -> BoolArray:
+    """``encode_tables`` equals stacking ``encode_window`` over whole tables; the mask."""
+    got = encode_tables(tables, SPEC, T)
+    windows = [encode_window(table, 0, len(table), SPEC, T) for table in tables]
+    for k in range(3):  # cat, num, mask
+        want = np.stack([window[k] for window in windows])
+        assert got[k].shape == want.shape and got[k].dtype == want.dtype
+        assert np.array_equal(got[k], want)
+    return got[2]
+
+
+@pytest.mark.parametrize("T", [8, 32])
+def test_encode_tables_equals_stacked_windows(T: int) -> None:
+    rng = np.random.default_rng(T)
+    lengths = [1, 3, T - 1, T, T + 1, 3 * T + 5]
+    users = [
+        _random_events(rng, _offsets(rng, n, span), f"u{i}-{span}")
+        for span in (2 * 3_600_000, 10 * DAY)  # many same-minute events, then spread out
+        for i, n in enumerate(lengths)
+    ]
+    assert any(e.get("status") == "failed" for events in users for e in events)
+    tables = [tokenize_events(events, SPEC) for events in users]
+    mask = _assert_tables_encode_like_windows(tables, T)
+    assert mask.sum(axis=1).tolist() == [min(len(t), T) for t in tables]
+
+
+@pytest.mark.parametrize("T", [8, 32])
+def test_encode_tables_drops_events_older_than_max_age(T: int) -> None:
+    rng = np.random.default_rng(100 + T)
+    age = SPEC.max_age_ms
+    offsets = [
+        [round(k * 60 * DAY / (T + 3)) for k in range(T + 4)],  # evenly over 60 days
+        _offsets(rng, T + 10, 90 * DAY),
+        [0, 1, 10 * DAY, 20 * DAY, age + 1],  # 1 ms too old, then exactly max_age old
+        [0, DAY, 2 * DAY, 40 * DAY],  # only the decision event is recent
+    ]
+    tables = [
+        tokenize_events(_random_events(rng, offs, f"old{i}"), SPEC)
+        for i, offs in enumerate(offsets)
+    ]
+    # A recent user in the same batch keeps every event.
+    tables.append(tokenize_events(_random_events(rng, _offsets(rng, T, DAY), "recent"), SPEC))
+    mask = _assert_tables_encode_like_windows(tables, T)
+    kept = [int((t.ts[-T:] >= t.ts[-1] - age).sum()) for t in tables]
+    assert mask.sum(axis=1).tolist() == kept
+    assert all(k < min(len(t), T) for k, t in zip(kept[:4], tables, strict=False))
+    assert kept[2:] == [4, 1, T]
+
+
+def test_encode_tables_rejects_an_empty_table() -> None:
+    empty = tokenize_events([], SPEC)
+    full = tokenize_events([_ev(0), _ev(1)], SPEC)
+    with pytest.raises(ValueError, match="empty"):
+        encode_tables([empty], SPEC, 8)
+    with pytest.raises(ValueError, match="empty"):
+        encode_tables([full, empty], SPEC, 8)

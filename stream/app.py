@@ -26,7 +26,7 @@ from stream.churn import ChurnClock, churn_detection, churn_score
 from stream.dlq import dead_letter
 from stream.errors import Action, as_rejection, decide
 from stream.metrics import Metrics, estimate_keys
-from stream.model_fraud import PendingFraud, decide_all
+from stream.model_fraud import PendingFraud, decide_all, scored_seller_records
 from stream.model_slot import ModelSlot
 from stream.output import KafkaOutput
 from stream.processor import apply_seller_record, apply_user_event
@@ -132,7 +132,8 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         pending: list[tuple[Any, PendingFraud]],
     ) -> None:
         row = orjson.loads(ev.value)
-        result = apply_seller_record(table.get(ev, ev.key), ev.key.decode(), row, cfg)
+        state = table.get(ev, ev.key)
+        result = apply_seller_record(state, ev.key.decode(), row, cfg, slot.brushing_threshold)
         fired.extend((ev, det) for det in result.detections)
         if result.outcome == "added":
             table.mark(ev, ev.key)
@@ -172,7 +173,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         fraud_model = slot.fraud
         if not pending or fraud_model is None:
             return []
-        _, found = decide_all(
+        scores, found = decide_all(
             [p for _, p in pending],
             fraud_model,
             fraud_model.thresholds["fraud"],
@@ -180,6 +181,8 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
             cfg.rules,
             settings.model_batch_max,
         )
+        for seller_id, row in scored_seller_records([p for _, p in pending], scores):
+            out.send(seller_topic, seller_id.encode(), orjson.dumps(row))
         return [(ev, det) for (ev, _), dets in zip(pending, found, strict=True) for det in dets]
 
     async def run_batch(batch: list[Any], handle: Any, table: CoalescedTable[Any]) -> None:

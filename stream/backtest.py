@@ -20,12 +20,12 @@ import orjson
 from stream.alerts import RULES_MODEL_VERSION, Detection, to_alert
 from stream.churn import ChurnClock, ChurnConfig, churn_detection, churn_score
 from stream.cliutil import CommandError, add_option
-from stream.model_fraud import PendingFraud, decide_all
+from stream.model_fraud import PendingFraud, decide_all, scored_seller_records
 from stream.processor import DetectorConfig, apply_seller_record, apply_user_event
 from stream.replay import iter_in_time_order
 from stream.schema import Event, Rejected, parse_event
 from stream.sequence_model import SequenceModel
-from stream.state import EID, TS, SellerState, UserState
+from stream.state import EID, S_EID, S_TS, S_USER, TS, Row, SellerState, UserState
 from stream.timeutil import format_ts, parse_ts
 
 MODEL_BATCH = 256  # decisions per model call
@@ -60,6 +60,11 @@ class Backtest:
         self.model_version = model.version if model is not None else RULES_MODEL_VERSION
         # Kinds the bundle was trained for are the model's; the others stay with the rules.
         self.fraud_model = model if model is not None and "fraud" in model.kinds else None
+        self.brushing_threshold = (
+            model.thresholds["brushing"]
+            if model is not None and "brushing" in model.kinds
+            else None
+        )
         # Decisions wait here for a batched model call, as in the worker's micro-batches.
         self.pending: list[PendingFraud] = []
         self.alerts_out, self.scores_out = alerts_out, scores_out
@@ -87,13 +92,18 @@ class Backtest:
             if len(self.pending) >= MODEL_BATCH:
                 self.decide_pending()
         if result.seller_record is not None:
-            seller_id, row = result.seller_record
-            seller = self.sellers.setdefault(seller_id, SellerState())
-            sres = apply_seller_record(seller, seller_id, row, self.cfg)
-            self._alerts(sres.detections)
-            if sres.order_score is not None and sres.seller_score is not None:
-                self._score("brushing", "user", event.user_id, event, sres.order_score)
-                self._score("brushing", "seller", seller_id, event, sres.seller_score)
+            self._seller(*result.seller_record)
+
+    def _seller(self, seller_id: str, row: Row) -> None:
+        """The seller side, right behind the user side (the worker has a topic between)."""
+        seller = self.sellers.setdefault(seller_id, SellerState())
+        sres = apply_seller_record(seller, seller_id, row, self.cfg, self.brushing_threshold)
+        self._alerts(sres.detections)
+        if sres.order_score is not None and sres.seller_score is not None:
+            user, eid, ts = row[S_USER], row[S_EID], row[S_TS]
+            self._write_score("brushing", "user", user, seller_id, eid, ts, sres.order_score)
+            self._write_score("brushing", "seller", seller_id, seller_id, eid, ts,
+                              sres.seller_score)  # fmt: skip
 
     def decide_pending(self) -> None:
         model, pending = self.fraud_model, self.pending
@@ -104,10 +114,12 @@ class Backtest:
         scores, detections = decide_all(
             pending, model, threshold, self.cfg.fraud_cooldown_ms, self.cfg.rules, MODEL_BATCH
         )
-        for p, score, dets in zip(pending, scores, detections, strict=True):
+        for p, score, dets in zip(pending, scores["fraud"], detections, strict=True):
             self._alerts(dets)
             row = p.trigger
             self._write_score("fraud", "user", p.user_id, p.seller_id, row[EID], row[TS], score)
+        for seller_id, record in scored_seller_records(pending, scores):
+            self._seller(seller_id, record)
 
     def _advance(self, ts: int) -> None:
         """Tick the churn clock through every interval boundary up to ``ts``."""

@@ -25,6 +25,7 @@ from stream.state import (
     NEW_COUNTRY,
     NEW_DEVICE,
     NEW_INSTRUMENT,
+    S_KIND,
     TS,
     TYPE,
     Row,
@@ -45,6 +46,8 @@ class PendingFraud:
     window: list[Row]  # the user's events up to and including the decision event
     user_id: str
     seller_id: str | None
+    # A purchase or review for the seller side, sent once scored (with the brushing score).
+    seller_record: tuple[str, Row] | None = None
 
     @property
     def trigger(self) -> Row:
@@ -56,7 +59,7 @@ class FraudModel(Protocol):
 
     version: str
 
-    def fraud_scores(self, windows: list[list[Row]]) -> list[float]: ...
+    def scores(self, windows: list[list[Row]]) -> dict[str, list[float]]: ...
 
     def explain_fraud(
         self, window: list[Row]
@@ -126,17 +129,37 @@ def decide_all(
     cooldown_ms: int,
     rules: RuleConfig,
     max_batch: int = 256,
-) -> tuple[list[float], list[list[Detection]]]:
-    """Score decisions in batches of at most ``max_batch``, then decide them in order."""
-    scores: list[float] = []
+) -> tuple[dict[str, list[float]], list[list[Detection]]]:
+    """Score decisions in batches of at most ``max_batch``, then decide them in order.
+    Returns every kind's scores (fraud, and brushing where the bundle has it) and the
+    fraud detections per decision."""
+    scores: dict[str, list[float]] = {}
     for start in range(0, len(pending), max_batch):
         chunk = pending[start : start + max_batch]
-        scores.extend(model.fraud_scores([p.window for p in chunk]))
+        for kind, values in model.scores([p.window for p in chunk]).items():
+            scores.setdefault(kind, []).extend(values)
     detections = [
         decide(p, s, threshold, cooldown_ms, rules, model)
-        for p, s in zip(pending, scores, strict=True)
+        for p, s in zip(pending, scores["fraud"], strict=True)
     ]
     return scores, detections
+
+
+def scored_seller_records(
+    pending: list[PendingFraud], scores: dict[str, list[float]]
+) -> list[tuple[str, Row]]:
+    """The decisions' seller-side records, in order; purchases carry the brushing score
+    when the bundle has a brushing head (``stream.model_brushing`` uses it)."""
+    brushing = scores.get("brushing")
+    out = []
+    for i, p in enumerate(pending):
+        if p.seller_record is None:
+            continue
+        seller_id, row = p.seller_record
+        if brushing is not None and row[S_KIND] == "purchase":
+            row = [*row, round(brushing[i], 6)]
+        out.append((seller_id, row))
+    return out
 
 
 _HOUR_MS = 3_600_000

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 from stream.alerts import RULES_MODEL_VERSION
 from stream.metrics import Metrics
@@ -35,7 +36,10 @@ class ModelSlot:
             return
         # A bundle that cannot be loaded at start stops the worker: running the rules
         # instead would look healthy while scoring differently from what was asked.
-        self._install(SequenceModel(settings.model, settings.model_backend))
+        self._install(self._load(settings.model))
+
+    def _load(self, path: Path) -> SequenceModel:
+        return SequenceModel(path, self.settings.model_backend, self.settings.model_threads)
 
     @property
     def version(self) -> str:
@@ -45,6 +49,12 @@ class ModelSlot:
     def fraud(self) -> SequenceModel | None:
         """The model when it scores fraud; None when the rules do."""
         return self.model if self.model is not None and "fraud" in self.model.kinds else None
+
+    @property
+    def brushing_threshold(self) -> float | None:
+        """The per-order threshold when the model scores brushing; None when the rules do."""
+        model = self.model
+        return model.thresholds["brushing"] if model and "brushing" in model.kinds else None
 
     def _install(self, model: SequenceModel) -> None:
         def observe(size: int, seconds: float) -> None:
@@ -78,9 +88,7 @@ class ModelSlot:
             return
         loop = asyncio.get_running_loop()
         try:
-            model = await loop.run_in_executor(
-                None, SequenceModel, path, self.settings.model_backend
-            )
+            model = await loop.run_in_executor(None, self._load, path)
         except Exception as exc:
             self.failed = (version, time.monotonic())
             self.metrics.model_reload_failures.inc()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stream.alerts import Detection, Reason
+from stream.model_brushing import ModelBrushingConfig, model_brushing, order_score
 from stream.model_fraud import PendingFraud
 from stream.rules import (
     DECISIONS,
@@ -97,8 +98,8 @@ def apply_user_event(
     if defer_fraud:
         # Ends at the decision event even when a same-millisecond event sorts after it.
         upto_trigger = window[: len(window) - window[::-1].index(trigger)]
-        pending = PendingFraud(state, upto_trigger, event.user_id, event.seller_id)
-        return UserResult(outcome, None, [], record, pending=pending)
+        pending = PendingFraud(state, upto_trigger, event.user_id, event.seller_id, record)
+        return UserResult(outcome, None, [], None, pending=pending)
     score, detections = _fraud(state, window, trigger, event, cfg)
     return UserResult(outcome, None, detections, record, score)
 
@@ -182,12 +183,26 @@ def _seller_record(
 
 
 def apply_seller_record(
-    state: SellerState, seller_id: str, row: Row, cfg: DetectorConfig
+    state: SellerState,
+    seller_id: str,
+    row: Row,
+    cfg: DetectorConfig,
+    brushing_threshold: float | None = None,
 ) -> SellerResult:
-    """Update ``state`` in place with one purchase or review seen from the buyer."""
+    """Update ``state`` in place with one purchase or review seen from the buyer.
+
+    With ``brushing_threshold`` (a bundle scores brushing) purchases carrying the model's
+    order score are judged by ``stream.model_brushing``; otherwise by the rule."""
     outcome = state.add(row, cfg.limits)
     if outcome != "added" or row[S_KIND] != "purchase":
         return SellerResult(outcome, None, [])
+    order = order_score(row)
+    if brushing_threshold is not None and order is not None:
+        model_cfg = ModelBrushingConfig(cooldown_ms=cfg.brushing_cooldown_ms)
+        seller, detections = model_brushing(
+            state, seller_id, row, brushing_threshold, model_cfg, cfg.rules
+        )
+        return SellerResult(outcome, None, detections, seller, order)
     hit = brushing(state.orders, row, cfg.rules)
     detections = [] if hit is None else _brushing_detection(state, seller_id, row, hit, cfg)
     seller = hit.score if hit is not None else brushing_partial(state.orders, row, cfg.rules)

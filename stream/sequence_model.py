@@ -21,11 +21,11 @@ TOKEN_CACHE_ENTRIES = 250_000
 
 
 class SequenceModel:
-    def __init__(self, bundle_dir: Path, backend: str = "auto") -> None:
+    def __init__(self, bundle_dir: Path, backend: str = "auto", threads: int | None = None) -> None:
         from model.scorer import load_scorer
 
         # The ONNX and torch scorers also carry spec, T and thresholds beyond the protocol.
-        self.scorer: Any = cast(Any, load_scorer(bundle_dir, backend))
+        self.scorer: Any = cast(Any, load_scorer(bundle_dir, backend, threads))
         self.path = bundle_dir
         self.version: str = self.scorer.version
         self.backend: str = self.scorer.backend
@@ -94,7 +94,10 @@ class SequenceModel:
         return self.fraud_scores([window])[0]
 
     def fraud_scores(self, windows: list[list[Row]]) -> list[float]:
-        return [float(s) for s in self.score(windows)["fraud"]]
+        return self.scores(windows)["fraud"]
+
+    def scores(self, windows: list[list[Row]]) -> dict[str, list[float]]:
+        return {kind: [float(v) for v in values] for kind, values in self.score(windows).items()}
 
     def explain_fraud(
         self, window: list[Row]

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     model_backend: str = "auto"
     # Decision events scored per model call; a micro-batch holding more is split.
     model_batch_max: int = Field(default=256, ge=1)
+    # Inference threads. One by default: a micro-batch is small, and a second thread would
+    # spin on the core the event loop needs.
+    model_threads: int = Field(default=1, ge=1)
     # How often the bundle directory is checked for a new version (0: never reload).
     model_reload_seconds: float = Field(default=10.0, ge=0)
     partitions: int = Field(default=8, ge=1)

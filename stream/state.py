@@ -189,6 +189,7 @@ class UserState:
 # Row layout of one seller-side record (a purchase or a review, enriched by the user side).
 S_TS, S_EID, S_USER, S_KIND, S_AMOUNT, S_RATING, S_BROWSED, S_BUYER_AGE, S_BUYER_EVENTS = range(9)
 S_DEVICE, S_IP, S_ORDER, S_ITEM = range(9, 13)
+S_MODEL = 13  # the buyer-side model's brushing score for a purchase; absent in older rows
 
 
 class SellerState:

@@ -29,12 +29,12 @@ class FakeModel:
     version: str = "fake-1"
 
     def __init__(self, scores: dict[str, float]) -> None:
-        self.scores = scores
-        self.batches: list[int] = []  # sizes of the fraud_scores calls
+        self.by_event = scores
+        self.batches: list[int] = []  # sizes of the scores calls
 
-    def fraud_scores(self, windows: list[list[Row]]) -> list[float]:
+    def scores(self, windows: list[list[Row]]) -> dict[str, list[float]]:
         self.batches.append(len(windows))
-        return [self.scores.get(w[-1][EID], 0.0) for w in windows]
+        return {"fraud": [self.by_event.get(w[-1][EID], 0.0) for w in windows]}
 
     def explain_fraud(
         self, window: list[Row]
@@ -55,7 +55,7 @@ def decide(
     scores, detections = decide_all(
         pending, model, THRESHOLD, CFG.fraud_cooldown_ms, CFG.rules, max_batch
     )
-    assert scores == [model.scores.get(p.trigger[EID], 0.0) for p in pending]
+    assert scores == {"fraud": [model.by_event.get(p.trigger[EID], 0.0) for p in pending]}
     return detections
 
 
@@ -130,12 +130,12 @@ def test_cooldown_suppresses_repeat_alerts_of_a_user() -> None:
     times = [T0 + 5 * MIN, T0 + 15 * MIN, T0 + 5 * MIN + cooldown - 1, T0 + 5 * MIN + cooldown]
     alerts = []
     for i, t in enumerate(times):
-        model.scores[f"pay-{i}"] = 0.9
+        model.by_event[f"pay-{i}"] = 0.9
         pending = feed(state, ev("u1", "payment", t, event_id=f"pay-{i}", amount=10.0))
         assert pending is not None
         alerts.append(len(decide([pending], model)[0]))
         if i == 1:  # another user is not cooling down
-            model.scores["other"] = 0.9
+            model.by_event["other"] = 0.9
             elsewhere = feed(other, ev("u2", "payment", t, event_id="other", amount=10.0))
             assert elsewhere is not None
             assert len(decide([elsewhere], model)[0]) == 1

@@ -217,21 +217,37 @@ class _Null:
         return None
 
 
+def _time_option(value: str | None, flag: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_ts(int(value) if value.isdigit() else value)
+    except ValueError as exc:
+        raise CommandError(f"{flag}: {exc}") from None
+
+
 def _run(args: argparse.Namespace) -> int:
-    until = None
-    if args.until is not None:
-        try:
-            until = parse_ts(int(args.until) if args.until.isdigit() else args.until)
-        except ValueError as exc:
-            raise CommandError(f"--until: {exc}") from None
+    until = _time_option(args.until, "--until")
+    since = _time_option(args.since, "--since")
+    if (args.events is None) == (args.from_topic is None):
+        raise CommandError("give either --events FILE or --from-topic TOPIC")
+    if since is not None and args.from_topic is None:
+        raise CommandError("--since selects Kafka history: it needs --from-topic")
     model = SequenceModel(Path(args.model), args.backend) if args.model else None
-    stats = run_backtest(
-        Path(args.events),
-        Path(args.alerts_out),
-        Path(args.scores_out) if args.scores_out else None,
-        until,
-        model,
-    )
+    outputs = (Path(args.alerts_out), Path(args.scores_out) if args.scores_out else None)
+    if args.from_topic is None:
+        stats = run_backtest(Path(args.events), *outputs, until, model)
+    else:
+        from stream.settings import Settings
+        from stream.topic_history import export_topic
+
+        settings = Settings(**({"broker": args.broker} if args.broker else {}))
+        with tempfile.TemporaryDirectory(prefix="fraudstream-history-") as tmp:
+            events = Path(tmp) / "events.jsonl"
+            export_topic(settings.broker, args.from_topic, events, since, until,
+                         settings.kafka_client_config())  # fmt: skip
+            # The range is chosen by Kafka timestamps; event time ends with the last event.
+            stats = run_backtest(events, *outputs, None, model)
     print(orjson.dumps(asdict(stats)).decode())
     if stats.rejected:
         print(f"fraudstream: {stats.rejected} invalid lines skipped", file=sys.stderr)
@@ -244,10 +260,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the detectors offline over an events file, in event time",
         description=__doc__,
     )
-    add_option(p, "--events", required=True, help="events file (JSON Lines, any order)")
+    add_option(p, "--events", help="events file (JSON Lines, any order)")
+    add_option(p, "--from-topic", help="instead of --events: this Kafka topic's history")
+    add_option(p, "--broker", help="Kafka bootstrap HOST:PORT for --from-topic")
+    add_option(
+        p, "--since", help="with --from-topic: from this message time (RFC 3339 or epoch ms)"
+    )
     add_option(p, "--alerts-out", required=True, help="where to write alerts (JSON Lines)")
     add_option(p, "--scores-out", help="where to write one score row per decision")
-    add_option(p, "--until", help="stop at this event time (RFC 3339 or epoch ms)")
+    add_option(
+        p,
+        "--until",
+        help="stop at this event time; with --from-topic, at this message time "
+        "(RFC 3339 or epoch ms)",
+    )
     add_option(p, "--model", help="model bundle directory (default: the rules alone)")
     add_option(p, "--backend", default="auto", help="model backend: auto, onnx, torch, ...")
     p.set_defaults(func=_run)

@@ -1,8 +1,10 @@
-"""A small live traffic source for ``fraudstream up``: honest shoppers plus, every few
-seconds, one of the patterns the rules know (card testing, account takeover, brushing).
+"""Live traffic sources.
 
-It stamps events with the wall clock, so the worker sees a live stream. The labelled
-simulator (``fraudstream generate``) is the source for training and backtests.
+``simulated_traffic`` feeds ``fraudstream up``: the labelled simulator's marketplace (the
+distribution the first-run bundle learned), starting now and running ahead in event time.
+``LiveTraffic`` is a small hand-written source stamped with the wall clock: honest
+shoppers plus, every few seconds, one of the patterns the rules know (card testing,
+account takeover, brushing); the stream benchmark times alerts on it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 Event = dict[str, Any]
@@ -159,3 +162,26 @@ class LiveTraffic:
             if n and n % 60 == 0:
                 yield from patterns[(n // 60) % 3]()
             yield from self.session(self.rng.choice(self.shoppers))
+
+
+def simulated_traffic(seed: int, start: datetime | None = None) -> Iterator[Event]:
+    """The simulator's events from ``start`` (default now) on, two simulated weeks at a time
+    (a new seed each), forever. Event time runs as fast as the events are produced: the
+    worker keeps time by ``ts``, so sessions, gaps, cooldowns and the churn clock behave as
+    in the simulated days. Fraud and brushing are more frequent than by default, so a demo
+    shows them within a minute; ids carry the seed, so reruns never collide."""
+    from stream.simulate import SimConfig, iter_events
+
+    begin = start or datetime.now(UTC)
+    for run in itertools.count():
+        config = SimConfig(
+            users=2000,
+            days=14,
+            seed=seed + run,
+            start=begin + timedelta(days=14 * run),
+            id_prefix=f"live{seed + run}-",
+            fraud_rate=0.05,
+            brushing_seller_rate=0.1,
+        )
+        for event, _labels in iter_events(config):
+            yield event

@@ -25,7 +25,7 @@ from stream import broker
 from stream.cliutil import CommandError
 from stream.simulate import SimConfig, generate_files
 from stream.topics import ALERT_TOPICS, EVENTS
-from stream.traffic import LiveTraffic
+from stream.traffic import simulated_traffic
 from stream.workerproc import WorkerProcess
 
 # Training traffic for the first-run bundle: about 240,000 events, two simulated weeks.
@@ -63,7 +63,9 @@ def run_up(args: argparse.Namespace) -> int:
         )
         print("dashboard  deploy/grafana (see README: Metrics and dashboards)")
         print(
-            f"traffic    about {args.rate:g} events/s into '{EVENTS}'; Ctrl-C stops all", flush=True
+            f"traffic    simulated marketplace, about {args.rate:g} events/s into '{EVENTS}' "
+            "(event time runs ahead of the clock); Ctrl-C stops all",
+            flush=True,
         )
         threading.Thread(
             target=_produce, args=(cfg.bootstrap, args.rate, stop), daemon=True
@@ -120,7 +122,8 @@ def _produce(bootstrap: str, rate: float, stop: threading.Event) -> None:
     )
     interval = 1.0 / max(rate, 0.1)
     next_at = time.monotonic()
-    for event in LiveTraffic():
+    # Seeded by the clock: every run is new traffic, with event ids of its own.
+    for event in simulated_traffic(seed=int(time.time())):
         if stop.is_set():
             break
         producer.produce(EVENTS, key=event["user_id"].encode(), value=orjson.dumps(event))

@@ -68,6 +68,9 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     slot = ModelSlot(settings, metrics)
 
     out = KafkaOutput(settings.broker, settings.kafka_client_config())
+    # Alerts have a producer of their own: waiting for an alert's delivery then means
+    # waiting for that alert, not for every changelog and seller record in flight.
+    alerts_out = KafkaOutput(settings.broker, settings.kafka_client_config())
     dlq_topic, seller_topic = settings.topic(DEAD_LETTERS), settings.topic(BY_SELLER)
     alert_topics = {k: settings.topic(t) for k, t in ALERT_TOPICS.items()}
     batch_max, batch_wait = settings.batch_max, settings.batch_wait_ms / 1000.0
@@ -148,8 +151,9 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         if fired:
             for _, det in fired:
                 alert = to_alert(det, slot.version)
-                out.send(alert_topics[det.kind], det.subject_id.encode(), orjson.dumps(alert))
-            await out.flush()
+                value = orjson.dumps(alert)
+                alerts_out.send(alert_topics[det.kind], det.subject_id.encode(), value)
+            await alerts_out.flush()
             now = time.time()
             for ev, det in fired:
                 metrics.alerts.labels(det.kind).inc()
@@ -160,6 +164,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     faust_flush = app.producer.flush
 
     async def flush_before_commit() -> None:
+        await alerts_out.flush()
         await out.flush()
         user_table.persist_offsets(out)
         seller_table.persist_offsets(out)
@@ -206,6 +211,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
             started = time.perf_counter()
             await run_batch(batch, handle_event, user_table)
             metrics.consumed.inc(len(batch))
+            metrics.micro_batch.labels("events").observe(len(batch))
             elapsed = time.perf_counter() - started
             for _ in batch:
                 metrics.processing.observe(elapsed)
@@ -215,6 +221,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         async for batch in stream.take_events(batch_max, within=batch_wait):
             await run_batch(batch, handle_seller, seller_table)
             metrics.seller_records.inc(len(batch))
+            metrics.micro_batch.labels("sellers").observe(len(batch))
 
     if settings.model is not None and settings.model_reload_seconds > 0:
         # Between micro-batches (one event loop): no batch sees two models.

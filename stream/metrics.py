@@ -62,6 +62,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.micro_batch = Histogram(
+            "fraudstream_micro_batch_events",
+            "Input messages per micro-batch, per agent",
+            ["agent"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
         self.batch_size = Histogram(
             "fraudstream_model_batch_size",
             "Sequences per model call",

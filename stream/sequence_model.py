@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from stream.state import Row, row_to_dict
+from stream.state import EID, TS, Row, row_to_dict
 
 # Per-event codes kept between calls: a user's window is scored again at each decision,
 # and an event's codes never change. Cleared wholesale when full (cheap, and rare).
@@ -32,52 +32,64 @@ class SequenceModel:
         self.kinds: frozenset[str] = frozenset(self.scorer.kinds)
         self.thresholds: dict[str, float] = dict(self.scorer.thresholds)
         self.T: int = self.scorer.T
-        self._tokens: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        # Token store: row i holds one event's packed codes; row 0 stays zero (padding).
+        from model.features import PACKED_INTS
+
+        self._index: dict[tuple[str, int], int] = {}
+        self._ints = np.zeros((TOKEN_CACHE_ENTRIES, PACKED_INTS), np.int64)
+        self._floats = np.zeros((TOKEN_CACHE_ENTRIES, 3), np.float32)
+        self._used = 1
         # Called with (batch size, seconds) after every model call: the worker's metrics.
         self.on_batch: Callable[[int, float], None] | None = None
 
     def encode(self, windows: list[list[Row]]) -> tuple[Any, Any, Any]:
         """Model inputs for windows of stored rows (oldest first, decision event last)."""
-        from model.features import PACKED_INTS, encode_packed, pack_table, tokenize_events
+        from model.features import encode_packed
 
-        T, cache = self.T, self._tokens
+        T, index = self.T, self._index
         recent = [w[-T:] for w in windows]
-        keys = [[tuple(r) for r in w] for w in recent]  # rows hold str, int, float, None
-        todo = {
-            k: r
-            for w, ks in zip(recent, keys, strict=True)
-            for k, r in zip(ks, w, strict=True)
-            if k not in cache
-        }
+        # An event's codes are fixed once stored; (event_id, ts) names it (ids are unique).
+        keys = [[(r[EID], r[TS]) for r in w] for w in recent]
+        todo = {k: r for w, ks in zip(recent, keys, strict=True)
+                for k, r in zip(ks, w, strict=True) if k not in index}  # fmt: skip
+        if todo and self._used + len(todo) > len(self._ints):
+            # Full: start over, keeping only what this call needs.
+            self._index.clear()
+            self._used = 1
+            todo = {k: r for w, ks in zip(recent, keys, strict=True)
+                    for k, r in zip(ks, w, strict=True)}  # fmt: skip
         if todo:
-            if len(cache) + len(todo) > TOKEN_CACHE_ENTRIES:
-                cache.clear()
-            table = tokenize_events([row_to_dict(r) for r in todo.values()], self.scorer.spec)
-            packed_ints, packed_floats = pack_table(table)
-            for j, k in enumerate(todo):
-                cache[k] = (packed_ints[j].tolist(), packed_floats[j].tolist())
-        pad_i, pad_f = [0] * PACKED_INTS, [0.0, 0.0, 0.0]
-        ints: list[list[int]] = []
-        floats: list[list[float]] = []
-        valid = np.zeros((len(windows), T), dtype=np.bool_)
-        for b, ks in enumerate(keys):
-            n = len(ks)
-            if n == 0:
+            self._tokenize(todo)
+        flat: list[int] = []
+        for ks in keys:
+            if not ks:
                 raise ValueError("cannot score an empty window")
-            valid[b, T - n :] = True
-            ints.extend([pad_i] * (T - n))
-            floats.extend([pad_f] * (T - n))
-            for k in ks:
-                i, f = cache[k]
-                ints.append(i)
-                floats.append(f)
-        B = len(windows)
-        return encode_packed(
-            np.array(ints, dtype=np.int64).reshape(B, T, PACKED_INTS),
-            np.array(floats, dtype=np.float32).reshape(B, T, 3),
-            valid,
-            self.scorer.spec,
-        )
+            flat.extend([0] * (T - len(ks)))  # row 0 of the store is padding
+            flat.extend([index[k] for k in ks])
+        rows = np.array(flat, dtype=np.int64).reshape(len(windows), T)
+        return encode_packed(self._ints[rows], self._floats[rows], rows > 0, self.scorer.spec)
+
+    def _tokenize(self, todo: dict[tuple[str, int], Row]) -> None:
+        """Add the events' codes to the store, growing it if one call needs more."""
+        from model.features import pack_table, tokenize_events
+
+        need = self._used + len(todo)
+        if need > len(self._ints):  # only when one call alone outgrows the store
+            ints = np.zeros((need, self._ints.shape[1]), np.int64)
+            floats = np.zeros((need, 3), np.float32)
+            ints[: self._used], floats[: self._used] = (
+                self._ints[: self._used],
+                self._floats[: self._used],
+            )
+            self._ints, self._floats = ints, floats
+        table = tokenize_events([row_to_dict(r) for r in todo.values()], self.scorer.spec)
+        ints, floats = pack_table(table)
+        start = self._used
+        self._ints[start : start + len(todo)] = ints
+        self._floats[start : start + len(todo)] = floats
+        for j, key in enumerate(todo):
+            self._index[key] = start + j
+        self._used += len(todo)
 
     def run(self, cat: Any, num: Any, mask: Any) -> dict[str, Any]:
         started = time.perf_counter()

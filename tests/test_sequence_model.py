@@ -1,0 +1,52 @@
+"""The stream's model inputs equal the training encoder's, through the token store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import stream.sequence_model as sequence_model
+from model.features import encode_batch
+from stream.schema import parse_event
+from stream.sequence_model import SequenceModel
+from stream.state import Row, StateLimits, UserState, row_to_dict
+
+pytestmark = pytest.mark.slow
+
+
+def decision_windows(events: Path, count: int) -> list[list[Row]]:
+    users: dict[str, UserState] = {}
+    windows: list[list[Row]] = []
+    with open(events, "rb") as f:
+        for line in f:
+            event = parse_event(line)
+            state = users.setdefault(event.user_id, UserState())
+            state.add(event, StateLimits())
+            if event.type in ("login", "payment", "purchase", "checkout"):
+                windows.append(state.upto(event.ts))
+                if len(windows) >= count:
+                    break
+    return windows
+
+
+@pytest.mark.parametrize("store_rows", [100_000, 50])
+def test_encode_matches_the_training_encoder(
+    tiny_bundle: tuple[Path, Path], store_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a store big enough, and with one so small that it refills on most calls."""
+    events, bundle = tiny_bundle
+    monkeypatch.setattr(sequence_model, "TOKEN_CACHE_ENTRIES", store_rows)
+    model = SequenceModel(bundle, "onnx")
+    windows = decision_windows(events, 600)
+    spec, T = model.scorer.spec, model.T
+    for start in range(0, len(windows), 37):  # overlapping users across calls
+        chunk = windows[start : start + 37]
+        expected = encode_batch([[row_to_dict(r) for r in w[-T:]] for w in chunk], spec, T)
+        got = model.encode(chunk)
+        for e, g in zip(expected, got, strict=True):
+            assert np.array_equal(np.asarray(e), np.asarray(g))
+    assert model.fraud_scores(windows[:5]) == pytest.approx(
+        [model.fraud(w) for w in windows[:5]], abs=1e-6
+    )

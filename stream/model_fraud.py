@@ -13,11 +13,12 @@ hidden, and with groups of features neutralised; the biggest drops become its re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from stream.alerts import Detection, Reason
-from stream.rules import RuleConfig, account_takeover, card_testing
+from stream.rule_fraud import rule_fraud, rule_hits
+from stream.rules import RuleConfig
 from stream.schema import EVENT_TYPES
 from stream.state import (
     EID,
@@ -74,16 +75,31 @@ def decide(
     rules: RuleConfig,
     model: FraudModel,
 ) -> list[Detection]:
-    """An alert when ``score`` crosses ``threshold`` and the user is not cooling down.
+    """An alert when ``score`` crosses ``threshold`` and the user is not cooling down;
+    the rules' findings on the same window, when any, join the model's reasons.
 
-    The rules' findings on the same window, when any, join the model's reasons."""
+    Below the threshold the rules still decide: a rule that fires (and is not cooling
+    down) raises its own alert, with the model's score as a reason. The rules know patterns
+    a model trained on little data can miss; one alert per incident either way, as each
+    alert starts the cooldown of every detector that fired."""
     state, window, trigger = pending.state, pending.window, pending.trigger
     ts = trigger[TS]
     last = state.cooldowns.get(MODEL_COOLDOWN)
     if score < threshold or (last is not None and 0 <= ts - last < cooldown_ms):
-        return []
+        _, found = rule_fraud(
+            state, window, trigger, pending.user_id, pending.seller_id, rules, cooldown_ms
+        )
+        model_reason = Reason(
+            "model.score", f"sequence model score {score:.3f} (threshold {threshold:.3f})"
+        )
+        if found:
+            state.cooldowns[MODEL_COOLDOWN] = ts
+        found = [replace(d, reasons=(*d.reasons, model_reason)) for d in found]
+        return found
     state.cooldowns[MODEL_COOLDOWN] = ts
-    hits = [h for rule in (card_testing, account_takeover) if (h := rule(window, trigger, rules))]
+    hits = rule_hits(window, trigger, rules)
+    for hit in hits:
+        state.cooldowns[hit.rule] = ts
     events, features = model.explain_fraud(window)
     drivers = [(i, d) for i, d in events if d >= MIN_DROP][:TOP_EVENTS]
     reasons = [Reason("model.fraud", f"sequence model score {score:.3f} >= {threshold:.3f}")]

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stream.alerts import Detection, Reason
+from stream.alerts import Detection
 from stream.model_brushing import ModelBrushingConfig, model_brushing, order_score
 from stream.model_fraud import PendingFraud
+from stream.rule_fraud import rule_fraud
 from stream.rules import (
     DECISIONS,
     HOUR_MS,
     RuleConfig,
     RuleHit,
-    account_takeover,
     brushing,
     brushing_partial,
-    card_testing,
-    fraud_partial,
 )
 from stream.schema import Event
 from stream.state import (
@@ -117,37 +115,9 @@ def _fraud(
     state: UserState, window: list[Row], trigger: Row, event: Event, cfg: DetectorConfig
 ) -> tuple[float, list[Detection]]:
     """The decision's fraud score, and an alert unless every firing rule is cooling down."""
-    found = [
-        h for rule in (card_testing, account_takeover) if (h := rule(window, trigger, cfg.rules))
-    ]
-    score = max((h.score for h in found), default=fraud_partial(window, trigger, cfg.rules))
-    hits: list[RuleHit] = []
-    for hit in found:
-        last = state.cooldowns.get(hit.rule)
-        if last is not None and 0 <= event.ts - last < cfg.fraud_cooldown_ms:
-            continue
-        state.cooldowns[hit.rule] = event.ts
-        hits.append(hit)
-    if not hits:
-        return score, []
-    hits.sort(key=lambda h: -h.score)
-    reasons: list[Reason] = [r for h in hits for r in h.reasons]
-    evidence = list(dict.fromkeys(e for h in hits for e in h.evidence))
-    return score, [
-        Detection(
-            kind="fraud",
-            subject_type="user",
-            subject_id=event.user_id,
-            score=hits[0].score,
-            threshold=cfg.rules.threshold,
-            event_id=event.event_id,
-            event_ts=event.ts,
-            reasons=tuple(reasons),
-            evidence_event_ids=tuple(evidence),
-            user_id=event.user_id,
-            seller_id=event.seller_id,
-        )
-    ]
+    return rule_fraud(
+        state, window, trigger, event.user_id, event.seller_id, cfg.rules, cfg.fraud_cooldown_ms
+    )
 
 
 def _seller_record(

@@ -211,3 +211,28 @@ def test_rule_reasons_follow_the_model_reasons() -> None:
     assert last_model < first_rule
     assert det.evidence_event_ids[0] == events[-1]["event_id"]
     assert {e["event_id"] for e in events} <= set(det.evidence_event_ids)
+
+
+def test_rules_alert_where_the_model_stays_below_threshold() -> None:
+    events = card_testing("u1", n=3)
+    state = UserState()
+    pendings = [p for raw in events if (p := feed(state, raw)) is not None]
+    found = decide(pendings, FakeModel({}))  # the model scores nothing as fraud
+    assert [len(d) for d in found] == [0, 0, 1]  # the third failed payment fires the rule
+    [det] = found[-1]
+    codes = [r.code for r in det.reasons]
+    assert codes[0].startswith("card_testing.") and codes[-1] == "model.score"
+    assert det.threshold == CFG.rules.threshold
+    assert state.cooldowns["model"] == state.cooldowns["card_testing"] == det.event_ts
+
+
+def test_one_alert_per_incident_whichever_detector_fires_first() -> None:
+    events = card_testing("u1", n=5)
+    state = UserState()
+    pendings = [p for raw in events if (p := feed(state, raw)) is not None]
+    # The model alerts at the third payment, where the rule fires too; at the fourth and
+    # fifth the rule would fire again and the model dips: both are cooling down.
+    scores = {events[2]["event_id"]: 0.9, events[3]["event_id"]: 0.1}
+    found = decide(pendings, FakeModel(scores))
+    assert [len(d) for d in found] == [0, 0, 1, 0, 0]
+    assert found[2][0].reasons[0].code == "model.fraud"

@@ -5,6 +5,11 @@ Processing is at-least-once: Faust commits offsets only after the producer has f
 user's window and changes nothing, and alert ids are deterministic, so consumers can
 de-duplicate by ``alert_id`` in the rare case the worker dies between an alert's delivery
 and the state write that records it.
+
+With a model bundle (``stream.model_slot``) the user agent defers each micro-batch's
+decision events, scores them in one model call and decides them in order
+(``stream.model_fraud``); purchases then reach the seller side with their brushing score
+(``stream.model_brushing``).
 """
 
 from __future__ import annotations

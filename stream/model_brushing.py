@@ -4,9 +4,10 @@ The user side scores each purchase with the model's brushing head (the buyer's o
 sequence: a thin, new account buying without browsing looks like a throwaway) and sends
 the score with the purchase to the seller side. There, over the seller's event-time window,
 orders scoring at or above the bundle's threshold are suspects; a seller with enough
-suspect orders from enough distinct accounts raises one alert per cooldown window naming
-those orders and accounts. The rule's aggregate findings, when it fires too, are added as
-reasons. Orders without a score (sent before a bundle was loaded) count as not suspect.
+suspect orders from enough distinct accounts raises one alert per event-time window
+(``stream.seller_windows``) naming those orders and accounts. The rule's aggregate
+findings, when it fires too, are added as reasons. Orders without a score (sent before a
+bundle was loaded) count as not suspect.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from stream.alerts import Detection, Reason
 from stream.rules import RuleConfig, brushing
+from stream.seller_windows import window_id
 from stream.state import S_EID, S_KIND, S_MODEL, S_TS, S_USER, Row, SellerState
 
 NAMED_ACCOUNTS = 5  # accounts listed by name in a reason; the rest are counted
@@ -45,19 +47,17 @@ def model_brushing(
     threshold: float,
     cfg: ModelBrushingConfig,
     rules: RuleConfig,
-) -> tuple[float, list[Detection]]:
-    """The seller's strength at this purchase, and an alert when the ring is big enough."""
+) -> tuple[float, Detection | None]:
+    """The seller's strength as of purchase ``row`` (orders up to its time), and a detection
+    when the ring is big enough. Pure: which detections become alerts, one per event-time
+    window, is decided by the caller (``stream.seller_windows``)."""
     start = row[S_TS] - rules.brushing_window_ms
     buys = [r for r in state.orders if r[S_KIND] == "purchase" and start <= r[S_TS] <= row[S_TS]]
     strength = seller_strength(buys, cfg.min_orders)
     suspects = [r for r in buys if (order_score(r) or 0.0) >= threshold]
     accounts = list(dict.fromkeys(r[S_USER] for r in suspects))
     if len(suspects) < cfg.min_orders or len(accounts) < cfg.min_buyers:
-        return strength, []
-    last = state.cooldowns.get("brushing")
-    if last is not None and 0 <= row[S_TS] - last < cfg.cooldown_ms:
-        return strength, []
-    state.cooldowns["brushing"] = row[S_TS]
+        return strength, None
     mean = sum(order_score(r) or 0.0 for r in suspects) / len(suspects)
     hours = rules.brushing_window_ms // 3_600_000
     named = ", ".join(accounts[:NAMED_ACCOUNTS])
@@ -76,20 +76,18 @@ def model_brushing(
     evidence = [r[S_EID] for r in sorted(suspects, key=lambda r: -(order_score(r) or 0.0))]
     return (
         strength,
-        [
-            Detection(
-                kind="brushing",
-                subject_type="seller",
-                subject_id=seller_id,
-                score=strength,  # the top orders are all suspects: at least the threshold
-                threshold=threshold,
-                event_id=row[S_EID],
-                event_ts=row[S_TS],
-                reasons=tuple(reasons),
-                evidence_event_ids=tuple(evidence[:50]),
-                user_id=None,
-                seller_id=seller_id,
-                window=f"w{row[S_TS] // cfg.cooldown_ms}",
-            )
-        ],
+        Detection(
+            kind="brushing",
+            subject_type="seller",
+            subject_id=seller_id,
+            score=strength,  # the top orders are all suspects: at least the threshold
+            threshold=threshold,
+            event_id=row[S_EID],
+            event_ts=row[S_TS],
+            reasons=tuple(reasons),
+            evidence_event_ids=tuple(evidence[:50]),
+            user_id=None,
+            seller_id=seller_id,
+            window=window_id(row[S_TS], cfg.cooldown_ms),
+        ),
     )

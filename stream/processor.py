@@ -21,6 +21,7 @@ from stream.rules import (
     brushing_partial,
 )
 from stream.schema import Event
+from stream.seller_windows import claim, decision_points, forget_old_windows, window_id
 from stream.state import (
     EID,
     ITEM,
@@ -162,22 +163,35 @@ def apply_seller_record(
     """Update ``state`` in place with one purchase or review seen from the buyer.
 
     With ``brushing_threshold`` (a bundle scores brushing) purchases carrying the model's
-    order score are judged by ``stream.model_brushing``; otherwise by the rule."""
+    order score are judged by ``stream.model_brushing``; otherwise by the rule. Decisions
+    follow ``stream.seller_windows``: one alert per seller and event-time window."""
+    newest_before = state.max_ts if state.orders else None
     outcome = state.add(row, cfg.limits)
     if outcome != "added" or row[S_KIND] != "purchase":
         return SellerResult(outcome, None, [])
     order = order_score(row)
-    if brushing_threshold is not None and order is not None:
-        model_cfg = ModelBrushingConfig(cooldown_ms=cfg.brushing_cooldown_ms)
-        seller, detections = model_brushing(
-            state, seller_id, row, brushing_threshold, model_cfg, cfg.rules
-        )
-        return SellerResult(outcome, None, detections, seller, order)
-    hit = brushing(state.orders, row, cfg.rules)
-    detections = [] if hit is None else _brushing_detection(state, seller_id, row, hit, cfg)
-    seller = hit.score if hit is not None else brushing_partial(state.orders, row, cfg.rules)
-    # An order bought without viewing the item carries the seller's suspicion in full.
-    order = seller if not row[S_BROWSED] else 0.2 * seller
+    use_model = brushing_threshold is not None and order is not None
+    model_cfg = ModelBrushingConfig(cooldown_ms=cfg.brushing_cooldown_ms)
+
+    def judge(point: Row) -> tuple[float, Detection | None]:
+        if brushing_threshold is not None and use_model:
+            return model_brushing(state, seller_id, point, brushing_threshold, model_cfg, cfg.rules)
+        hit = brushing(state.orders, point, cfg.rules)
+        if hit is None:
+            return brushing_partial(state.orders, point, cfg.rules), None
+        return hit.score, _brushing_detection(seller_id, point, hit, cfg)
+
+    seller, detections = 0.0, []
+    for point in decision_points(state, row, newest_before):
+        strength, det = judge(point)
+        if point is row:
+            seller = strength
+        if det is not None and claim(state, point[S_TS], cfg.brushing_cooldown_ms):
+            detections.append(det)
+    forget_old_windows(state, cfg.limits.seller_window_ms, cfg.brushing_cooldown_ms)
+    if not use_model:
+        # An order bought without viewing the item carries the seller's suspicion in full.
+        order = seller if not row[S_BROWSED] else 0.2 * seller
     return SellerResult(outcome, None, detections, seller, order)
 
 
@@ -191,28 +205,18 @@ def process_seller_record(
     return result
 
 
-def _brushing_detection(
-    state: SellerState, seller_id: str, row: Row, hit: RuleHit, cfg: DetectorConfig
-) -> list[Detection]:
-    last = state.cooldowns.get("brushing")
-    if last is not None and 0 <= row[S_TS] - last < cfg.brushing_cooldown_ms:
-        return []
-    state.cooldowns["brushing"] = row[S_TS]
-    # One alert per seller per cooldown-sized event-time window: the id names that window.
-    window = f"w{row[S_TS] // cfg.brushing_cooldown_ms}"
-    return [
-        Detection(
-            kind="brushing",
-            subject_type="seller",
-            subject_id=seller_id,
-            score=hit.score,
-            threshold=cfg.rules.threshold,
-            event_id=row[S_EID],
-            event_ts=row[S_TS],
-            reasons=hit.reasons,
-            evidence_event_ids=hit.evidence,
-            user_id=None,
-            seller_id=seller_id,
-            window=window,
-        )
-    ]
+def _brushing_detection(seller_id: str, row: Row, hit: RuleHit, cfg: DetectorConfig) -> Detection:
+    return Detection(
+        kind="brushing",
+        subject_type="seller",
+        subject_id=seller_id,
+        score=hit.score,
+        threshold=cfg.rules.threshold,
+        event_id=row[S_EID],
+        event_ts=row[S_TS],
+        reasons=hit.reasons,
+        evidence_event_ids=hit.evidence,
+        user_id=None,
+        seller_id=seller_id,
+        window=window_id(row[S_TS], cfg.brushing_cooldown_ms),
+    )

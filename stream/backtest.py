@@ -60,11 +60,7 @@ class Backtest:
         self.model_version = model.version if model is not None else RULES_MODEL_VERSION
         # Kinds the bundle was trained for are the model's; the others stay with the rules.
         self.fraud_model = model if model is not None and "fraud" in model.kinds else None
-        self.brushing_threshold = (
-            model.thresholds["brushing"]
-            if model is not None and "brushing" in model.kinds
-            else None
-        )
+        self.brushing_threshold = model.threshold("brushing") if model is not None else None
         # Decisions wait here for a batched model call, as in the worker's micro-batches.
         self.pending: list[PendingFraud] = []
         self.alerts_out, self.scores_out = alerts_out, scores_out

@@ -138,34 +138,6 @@ def decide(
     ]
 
 
-def score_pending(
-    pending: list[PendingFraud], model: FraudModel, max_batch: int = 256
-) -> dict[str, list[float]]:
-    """Every kind's scores (fraud, and brushing where the bundle has it) per decision, in
-    model calls of at most ``max_batch`` windows."""
-    scores: dict[str, list[float]] = {}
-    for start in range(0, len(pending), max_batch):
-        chunk = pending[start : start + max_batch]
-        for kind, values in model.scores([p.window for p in chunk]).items():
-            scores.setdefault(kind, []).extend(values)
-    return scores
-
-
-def decide_scored(
-    pending: list[PendingFraud],
-    scores: dict[str, list[float]],
-    model: FraudModel,
-    threshold: float,
-    cooldown_ms: int,
-    rules: RuleConfig,
-) -> list[list[Detection]]:
-    """The fraud detections per decision, decided in order."""
-    return [
-        decide(p, s, threshold, cooldown_ms, rules, model)
-        for p, s in zip(pending, scores["fraud"], strict=True)
-    ]
-
-
 def decide_all(
     pending: list[PendingFraud],
     model: FraudModel,
@@ -174,9 +146,19 @@ def decide_all(
     rules: RuleConfig,
     max_batch: int = 256,
 ) -> tuple[dict[str, list[float]], list[list[Detection]]]:
-    """``score_pending`` then ``decide_scored``."""
-    scores = score_pending(pending, model, max_batch)
-    return scores, decide_scored(pending, scores, model, threshold, cooldown_ms, rules)
+    """Score decisions in model calls of at most ``max_batch`` windows, then decide them in
+    order. Returns every kind's scores (fraud, and brushing where the bundle has it) and
+    the fraud detections per decision."""
+    scores: dict[str, list[float]] = {}
+    for start in range(0, len(pending), max_batch):
+        chunk = pending[start : start + max_batch]
+        for kind, values in model.scores([p.window for p in chunk]).items():
+            scores.setdefault(kind, []).extend(values)
+    detections = [
+        decide(p, s, threshold, cooldown_ms, rules, model)
+        for p, s in zip(pending, scores["fraud"], strict=True)
+    ]
+    return scores, detections
 
 
 def scored_seller_records(

@@ -53,8 +53,7 @@ class ModelSlot:
     @property
     def brushing_threshold(self) -> float | None:
         """The per-order threshold when the model scores brushing; None when the rules do."""
-        model = self.model
-        return model.thresholds["brushing"] if model and "brushing" in model.kinds else None
+        return self.model.threshold("brushing") if self.model is not None else None
 
     def _install(self, model: SequenceModel) -> None:
         def observe(size: int, seconds: float) -> None:

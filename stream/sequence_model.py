@@ -102,11 +102,9 @@ class SequenceModel:
         """Probabilities per kind for each window (oldest first, decision event last)."""
         return self.run(*self.encode(windows))
 
-    def fraud(self, window: list[Row]) -> float:
-        return self.fraud_scores([window])[0]
-
-    def fraud_scores(self, windows: list[list[Row]]) -> list[float]:
-        return self.scores(windows)["fraud"]
+    def threshold(self, kind: str) -> float | None:
+        """The bundle's alert threshold for ``kind``; None for kinds the rules keep."""
+        return self.thresholds[kind] if kind in self.kinds else None
 
     def scores(self, windows: list[list[Row]]) -> dict[str, list[float]]:
         return {kind: [float(v) for v in values] for kind, values in self.score(windows).items()}

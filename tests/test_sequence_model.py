@@ -47,6 +47,6 @@ def test_encode_matches_the_training_encoder(
         got = model.encode(chunk)
         for e, g in zip(expected, got, strict=True):
             assert np.array_equal(np.asarray(e), np.asarray(g))
-    assert model.fraud_scores(windows[:5]) == pytest.approx(
-        [model.fraud(w) for w in windows[:5]], abs=1e-6
+    assert model.scores(windows[:5])["fraud"] == pytest.approx(
+        [model.scores([w])["fraud"][0] for w in windows[:5]], abs=1e-6
     )

@@ -61,6 +61,17 @@ class _Calibrated:
         if mask.shape != cat.shape[:2] or num.shape[:2] != cat.shape[:2]:
             raise ValueError(f"mask {mask.shape} and num {num.shape} disagree with cat {cat.shape}")
 
+    def _inputs(
+        self, cat: npt.NDArray[Any], num: npt.NDArray[Any], mask: npt.NDArray[Any]
+    ) -> dict[str, npt.NDArray[Any]]:
+        """Checked, contiguous inputs under the graph's names, in the dtypes it takes."""
+        self._check(cat, num, mask)
+        return {
+            "cat": np.ascontiguousarray(cat, dtype=np.int64),
+            "num": np.ascontiguousarray(num, dtype=np.float32),
+            "mask": mask.astype(np.float32),
+        }
+
     def logits(
         self,
         cat: npt.NDArray[np.int64],
@@ -110,13 +121,7 @@ class OnnxScorer(_Calibrated):
         num: npt.NDArray[np.float32],
         mask: npt.NDArray[np.bool_],
     ) -> npt.NDArray[np.float32]:
-        self._check(cat, num, mask)
-        feed = {
-            "cat": np.ascontiguousarray(cat, dtype=np.int64),
-            "num": np.ascontiguousarray(num, dtype=np.float32),
-            "mask": mask.astype(np.float32),
-        }
-        out: npt.NDArray[np.float32] = self.session.run(["logits"], feed)[0]
+        out: npt.NDArray[np.float32] = self.session.run(["logits"], self._inputs(cat, num, mask))[0]
         return out
 
 
@@ -144,12 +149,10 @@ class TorchScorer(_Calibrated):
     ) -> npt.NDArray[np.float32]:
         import torch
 
-        self._check(cat, num, mask)
+        inputs = self._inputs(cat, num, mask)
         with torch.inference_mode():
             out = self.net(
-                torch.from_numpy(np.ascontiguousarray(cat, dtype=np.int64)).to(self.device),
-                torch.from_numpy(np.ascontiguousarray(num, dtype=np.float32)).to(self.device),
-                torch.from_numpy(mask.astype(np.float32)).to(self.device),
+                *(torch.from_numpy(inputs[k]).to(self.device) for k in ("cat", "num", "mask"))
             )
         result: npt.NDArray[np.float32] = out.float().cpu().numpy()
         return result

@@ -9,7 +9,6 @@ than shipped in the bundle.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -88,14 +87,9 @@ class TensorRTScorer(_Calibrated):
         mask: npt.NDArray[np.bool_],
     ) -> npt.NDArray[np.float32]:
         torch = self._torch
-        self._check(cat, num, mask)
         if cat.shape[0] > MAX_BATCH or cat.shape[1] > MAX_T:
             raise ValueError(f"batch {cat.shape[0]} or T {cat.shape[1]} beyond the engine profile")
-        inputs: dict[str, Any] = {
-            "cat": torch.from_numpy(np.ascontiguousarray(cat, dtype=np.int64)),
-            "num": torch.from_numpy(np.ascontiguousarray(num, dtype=np.float32)),
-            "mask": torch.from_numpy(mask.astype(np.float32)),
-        }
+        inputs = {k: torch.from_numpy(v) for k, v in self._inputs(cat, num, mask).items()}
         out = torch.empty((cat.shape[0], 3), dtype=torch.float32, device="cuda")
         with torch.cuda.stream(self.stream):
             dev = {k: v.to("cuda", non_blocking=True) for k, v in inputs.items()}

@@ -95,14 +95,26 @@ def pretrain_masked(
         cat = cat.clone()
         cat[..., 0][chosen] = MASK_TYPE
         loss = F.cross_entropy(teacher.mlm(teacher.hidden(cat, num, mask)[chosen]), target)
-        opt.zero_grad()
-        torch.autograd.backward(loss)
-        nn.utils.clip_grad_norm_(teacher.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        avg = 0.98 * avg + 0.02 * float(loss.detach()) if avg else float(loss.detach())
+        avg = _step(loss, teacher, opt, sched, avg)
         bar.set_postfix(loss=f"{avg:.3f}")
     return avg
+
+
+def _step(
+    loss: Tensor,
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    avg: float,
+) -> float:
+    """One clipped optimiser step; returns the running mean of the loss for the bar."""
+    opt.zero_grad()
+    torch.autograd.backward(loss)
+    nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    value = float(loss.detach())
+    return 0.98 * avg + 0.02 * value if avg else value
 
 
 def multitask_loss(
@@ -165,12 +177,7 @@ def fit(
         logits = net(cat, num, mask)
         y_t = torch.from_numpy(y[idx])
         loss = multitask_loss(logits, y_t, soft_t, kinds_t, alpha, temp, pos_weight)
-        opt.zero_grad()
-        torch.autograd.backward(loss)
-        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        avg = 0.98 * avg + 0.02 * float(loss.detach()) if avg else float(loss.detach())
+        avg = _step(loss, net, opt, sched, avg)
         bar.set_postfix(loss=f"{avg:.3f}")
     net.eval()
     return avg

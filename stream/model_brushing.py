@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stream.alerts import Detection, Reason
-from stream.rules import RuleConfig, brushing
+from stream.rules import HOUR_MS, RuleConfig, brushing
 from stream.seller_windows import window_id
 from stream.state import S_EID, S_KIND, S_MODEL, S_TS, S_USER, Row, SellerState
 
@@ -26,7 +26,7 @@ NAMED_ACCOUNTS = 5  # accounts listed by name in a reason; the rest are counted
 class ModelBrushingConfig:
     min_orders: int = 4  # suspect orders in the window
     min_buyers: int = 3  # distinct accounts among them: one odd buyer is not a ring
-    cooldown_ms: int = 6 * 3_600_000
+    cooldown_ms: int = 6 * HOUR_MS
 
 
 def order_score(row: Row) -> float | None:
@@ -59,7 +59,7 @@ def model_brushing(
     if len(suspects) < cfg.min_orders or len(accounts) < cfg.min_buyers:
         return strength, None
     mean = sum(order_score(r) or 0.0 for r in suspects) / len(suspects)
-    hours = rules.brushing_window_ms // 3_600_000
+    hours = rules.brushing_window_ms // HOUR_MS
     named = ", ".join(accounts[:NAMED_ACCOUNTS])
     more = f" and {len(accounts) - NAMED_ACCOUNTS} more" if len(accounts) > NAMED_ACCOUNTS else ""
     reasons = [

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from stream.alerts import Detection, Reason
 from stream.rule_fraud import rule_fraud, rule_hits
-from stream.rules import RuleConfig
+from stream.rules import HOUR_MS, RuleConfig
 from stream.schema import EVENT_TYPES
 from stream.state import (
     EID,
@@ -178,12 +178,9 @@ def scored_seller_records(
     return out
 
 
-_HOUR_MS = 3_600_000
-
-
 def novelty_reasons(window: list[Row]) -> list[Reason]:
     """What was new for this user in the last day of the window."""
-    horizon = window[-1][TS] - 24 * _HOUR_MS
+    horizon = window[-1][TS] - 24 * HOUR_MS
     recent = [r for r in window if r[TS] >= horizon]
     out = []
     for bit, what in (

@@ -18,9 +18,10 @@ from stream.alerts import RULES_MODEL_VERSION
 from stream.metrics import Metrics
 from stream.sequence_model import SequenceModel
 from stream.settings import Settings
+from stream.topics import ALERT_TOPICS
 
 log = logging.getLogger("fraudstream")
-KINDS = frozenset({"fraud", "brushing", "churn"})
+KINDS = frozenset(ALERT_TOPICS)  # fraud, brushing, churn
 RETRY_S = 60.0  # a bundle still being copied may load later
 
 

@@ -3,7 +3,8 @@
 Features come from the same encoded windows the transformer sees, aggregated the way an
 analyst would: the decision event's own codes and numbers, counts of each event type,
 failed outcomes and first-seen devices, IPs, countries, instruments and sellers in the
-window, money totals, and timing.
+window, money totals, timing, and how many events fall in the last hour, day, 3 and 7 days
+(activity trends; for a churn point, before the clock).
 """
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ def window_features(
     log_amount, log_gap = num[..., 1] * m, num[..., 2] * m
     money = np.stack([log_amount.sum(1), log_amount.max(1), np.expm1(log_amount).sum(1)], 1)
     timing = np.stack([log_gap.sum(1), np.where(m > 0, log_gap, 99).min(1), m.sum(1)], 1)
+    age_s = np.expm1(num[..., 9].astype(np.float64) * 10.0)
+    recency = np.stack([((age_s < limit) * m).sum(1) for limit in _RECENCY_S], 1)
     last = np.concatenate([cat[:, -1].astype(np.float32), num[:, -1]], 1)
     return np.concatenate(
-        [last, type_counts, failed, novel, recent_novel, money, timing], 1
+        [last, type_counts, failed, novel, recent_novel, money, timing, recency], 1
     ).astype(np.float32)
+
+
+_RECENCY_S = (3600.0, 86_400.0, 3 * 86_400.0, 7 * 86_400.0)
 
 
 class LightGBMBaseline:

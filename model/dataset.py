@@ -7,9 +7,12 @@ per kind or -1 where that kind does not apply there:
   review); positive when its event id carries a fraud label.
 - brushing: every purchase; positive when the purchase is labelled, or, where the labels
   only name brushing sellers, when its seller is one.
-- churn: the user's last event of each day; positive when the user shows no activity
-  within the horizon after it. A point whose horizon reaches past the end of its split is
-  censored (-1), so no label looks beyond the data a model may see.
+- churn: the user at each day boundary (the stream's churn clock), scored on the events
+  before it plus a clock token that carries the idle time. Negative when the user is seen
+  again within the horizon; positive when the horizon passes with no activity. Both are
+  read from events inside the point's own split only. Where the rest of the horizon lies
+  beyond the split, churn labels decide (positive for a labelled churner past their last
+  activity); without churn labels such a point is censored (-1).
 
 The split is by days: earlier days train, then validation, then test.
 """
@@ -29,14 +32,19 @@ import orjson
 from model.features import (
     DECISION_TYPES,
     KINDS,
+    PACKED_INTS,
     EventTable,
     FeatureSpec,
-    encode_window,
+    clock_row,
+    encode_packed,
+    pack_table,
     tokenize_events,
 )
 
 DAY_MS = 86_400_000
 FRAUD, BRUSHING, CHURN = range(3)
+# As the stream's churn rule (stream.churn.ChurnConfig): too little history says nothing.
+CHURN_MIN_EVENTS = 5
 
 
 @dataclass
@@ -146,12 +154,16 @@ class Examples:
     ts: npt.NDArray[np.int64]
     part: npt.NDArray[np.int8]  # 0 train, 1 validation, 2 test
     y: npt.NDArray[np.float32]  # (n, 3), -1 where the kind does not apply
+    clock: npt.NDArray[np.bool_]  # a churn point: the window ends with a clock token at ts
 
     def __len__(self) -> int:
         return int(self.user.shape[0])
 
     def subset(self, idx: npt.NDArray[np.int64]) -> Examples:
-        return Examples(self.user[idx], self.end[idx], self.ts[idx], self.part[idx], self.y[idx])
+        return Examples(
+            self.user[idx], self.end[idx], self.ts[idx], self.part[idx], self.y[idx],
+            self.clock[idx],
+        )  # fmt: skip
 
 
 @dataclass
@@ -165,9 +177,8 @@ class Corpus:
     kinds: dict[str, bool]  # kind -> the labels file has labels of this kind
 
 
-def _targets(
-    evs: list[dict[str, Any]], labels: Labels, split: Split, horizon_ms: int
-) -> Iterator[tuple[int, list[float]]]:
+def _targets(evs: list[dict[str, Any]], labels: Labels) -> Iterator[tuple[int, list[float]]]:
+    """Fraud and brushing targets at the user's events."""
     seller_only = not labels.brushing_events
     for i, ev in enumerate(evs):
         y = [-1.0, -1.0, -1.0]
@@ -179,13 +190,47 @@ def _targets(
             y[BRUSHING] = float(
                 eid in labels.brushing_events or (seller_only and seller in labels.brushing_sellers)
             )
-        ts = int(ev["ts"])
-        last_of_day = i + 1 == len(evs) or int(evs[i + 1]["ts"]) // DAY_MS != ts // DAY_MS
-        if last_of_day and ts + horizon_ms < split.horizon_end(split.part(ts)):
-            nxt = int(evs[i + 1]["ts"]) if i + 1 < len(evs) else None
-            y[CHURN] = float(nxt is None or nxt - ts > horizon_ms)
         if max(y) >= 0:
             yield i, y
+
+
+def churn_points(
+    times: npt.NDArray[np.int64],
+    churned_at: int | None,
+    labelled: bool,
+    split: Split,
+    horizon_ms: int,
+    interval_ms: int = DAY_MS,
+    min_events: int = CHURN_MIN_EVENTS,
+) -> Iterator[tuple[int, int, int, float]]:
+    """Churn points of one user: (tick, events before it, split part, target).
+
+    Ticks are the stream's churn clock (multiples of ``interval_ms``) from the user's
+    ``min_events``-th event while they have been idle at most one horizon; each counts in
+    the split that its outcome is watched in. ``churned_at`` is the last activity of a
+    labelled churner; ``labelled`` says whether the labels name churners at all."""
+    if len(times) < min_events:
+        return
+    first = (int(times[min_events - 1]) // interval_ms + 1) * interval_ms
+    last = int(times[-1])
+    for tick in range(first, split.data_end + 1, interval_ms):
+        n = int(np.searchsorted(times, tick, side="left"))
+        if tick - int(times[n - 1]) > horizon_ms:
+            break  # idle longer than the horizon: churned by any definition, nothing to learn
+        part = split.part(tick)
+        end = min(tick + horizon_ms, split.horizon_end(part))
+        if n < len(times) and int(times[n]) < end:
+            target = 0.0  # seen again within the horizon, inside the split
+        elif tick + horizon_ms < split.horizon_end(part):
+            target = 1.0  # the whole horizon passed inside the split with no activity
+        elif labelled:
+            # The rest of the horizon lies beyond the split: the labels, which name every
+            # user who left for good, decide. Dropping these points instead would keep only
+            # the churners among users idle at a split's end, and teach that idling is leaving.
+            target = float(churned_at is not None and last < tick)
+        else:
+            continue  # censored
+        yield tick, n, part, target
 
 
 def build_corpus(
@@ -204,23 +249,33 @@ def build_corpus(
     all_ts = [e["ts"] for evs in users.values() for e in (evs[0], evs[-1])]
     split = day_split(min(all_ts), max(all_ts), val_frac, test_frac)
     horizon_ms = int(horizon_days * DAY_MS)
-    cols: dict[str, list[Any]] = {"user": [], "end": [], "ts": [], "part": [], "y": []}
+    cols: dict[str, list[Any]] = {"user": [], "end": [], "ts": [], "y": [], "clock": []}
     user_ids = sorted(users)
     for u, uid in enumerate(user_ids):
         evs = users[uid]
-        for i, y in _targets(evs, labels, split, horizon_ms):
-            ts = int(evs[i]["ts"])
+        for i, y in _targets(evs, labels):
             cols["user"].append(u)
             cols["end"].append(i + 1)
-            cols["ts"].append(ts)
-            cols["part"].append(split.part(ts))
+            cols["ts"].append(int(evs[i]["ts"]))
             cols["y"].append(y)
+            cols["clock"].append(False)
+        times = np.fromiter((int(e["ts"]) for e in evs), np.int64, len(evs))
+        for tick, n, _, target in churn_points(
+            times, labels.churn_users.get(uid), bool(labels.churn_users), split, horizon_ms
+        ):
+            cols["user"].append(u)
+            cols["end"].append(n)
+            cols["ts"].append(tick)
+            cols["y"].append([-1.0, -1.0, target])
+            cols["clock"].append(True)
+    ts = np.asarray(cols["ts"], np.int64)
     ex = Examples(
         np.asarray(cols["user"], np.int32),
         np.asarray(cols["end"], np.int32),
-        np.asarray(cols["ts"], np.int64),
-        np.asarray(cols["part"], np.int8),
+        ts,
+        np.array([split.part(int(t)) for t in ts], np.int8),
         np.asarray(cols["y"], np.float32).reshape(-1, 3),
+        np.asarray(cols["clock"], np.bool_),
     )
     tables = [tokenize_events(users[uid], spec) for uid in user_ids]
     kinds = {k: labels.has(k) for k in KINDS}
@@ -229,15 +284,30 @@ def build_corpus(
 
 
 def encode(
-    corpus: Corpus, ex: Examples, spec: FeatureSpec, T: int
+    corpus: Corpus, ex: Examples, spec: FeatureSpec, T: int, chunk: int = 4096
 ) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
-    """Materialise windows; codes are stored as int16 to keep a million windows in memory."""
+    """Materialise windows, with the stream's own ``encode_packed``; codes are stored as
+    int16 to keep a million windows in memory. A churn point's window is its last T - 1
+    events and the clock token."""
     n = len(ex)
     cat = np.zeros((n, T, spec.n_cat), dtype=np.int16)
     num = np.zeros((n, T, spec.n_num), dtype=np.float32)
     mask = np.zeros((n, T), dtype=np.bool_)
-    for i in range(n):
-        end = int(ex.end[i])
-        c, x, m = encode_window(corpus.tables[ex.user[i]], end - T, end, spec, T)
-        cat[i], num[i], mask[i] = c, x, m
+    packed = [pack_table(t) for t in corpus.tables]
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        ints = np.zeros((hi - lo, T, PACKED_INTS), np.int64)
+        floats = np.zeros((hi - lo, T, 3), np.float32)
+        valid = np.zeros((hi - lo, T), np.bool_)
+        for b, i in enumerate(range(lo, hi)):
+            rows, extra = packed[ex.user[i]], int(ex.clock[i])
+            end = int(ex.end[i])
+            k = min(end, T - extra)
+            ints[b, T - extra - k : T - extra] = rows[0][end - k : end]
+            floats[b, T - extra - k : T - extra] = rows[1][end - k : end]
+            valid[b, T - extra - k :] = True
+            if extra:
+                ints[b, -1], floats[b, -1] = clock_row(int(ex.ts[i]))
+        c, x, m = encode_packed(ints, floats, valid, spec)
+        cat[lo:hi], num[lo:hi], mask[lo:hi] = c, x, m
     return cat, num, mask

@@ -59,9 +59,14 @@ def evaluate_kinds(
     gbm.fit(window_features(*d_train, spec), y_train, [KINDS.index(k) for k in kinds])
     x_test = window_features(*d_test, spec)
     rules = _rules(corpus, test, log)
+    from model.rules_eval import churn_key
+
+    # What the rules' scores are keyed by: the event, or the user and tick of a churn point.
     event_ids = [
-        str(corpus.events[u][e - 1].get("event_id"))
-        for u, e in zip(test.user, test.end, strict=True)
+        churn_key(corpus.user_ids[u], int(ts))
+        if clock
+        else str(corpus.events[u][e - 1].get("event_id"))
+        for u, e, ts, clock in zip(test.user, test.end, test.ts, test.clock, strict=True)
     ]
     out: dict[str, Any] = {}
     for k in kinds:

@@ -36,6 +36,9 @@ MAX_T = 64
 PAD, MISSING = 0, 1
 TYPE_INDEX = {t: i + 1 for i, t in enumerate(EVENT_TYPES)}
 MASK_TYPE = len(EVENT_TYPES) + 1  # used by masked-event pretraining only
+# The clock token: "now", appended after a user's events when churn is scored on a timer
+# rather than at an event. Its gap is the user's idle time; every other field is absent.
+NOW_TYPE = MASK_TYPE + 1
 _STATUS = {"ok": 2, "failed": 3}
 # Novelty codes: absent / seen earlier in the window / first occurrence in the window.
 # Only fields the stream keeps in its per-user state may appear here (not session_id).
@@ -59,7 +62,7 @@ BoolArray = npt.NDArray[np.bool_]
 class FeatureSpec:
     """How events become codes; stored in the bundle manifest so scoring matches training."""
 
-    version: int = 2
+    version: int = 3  # 3: the clock token
     category_buckets: int = 64
     seller_buckets: int = 64
     payment_buckets: int = 16
@@ -106,7 +109,7 @@ class FeatureSpec:
     def cardinalities(self) -> tuple[int, ...]:
         """Embedding table sizes per categorical feature, padding and missing included."""
         fixed = (
-            MASK_TYPE + 1,
+            NOW_TYPE + 1,
             4,
             self.category_buckets + 2,
             self.seller_buckets + 2,
@@ -318,6 +321,16 @@ def pack_table(table: EventTable) -> tuple[Int64Array, Float32Array]:
     """An event table as (n, PACKED_INTS) int64 and (n, 3) float32 rows for ``encode_packed``."""
     ints = np.concatenate([table.ts[:, None], table.static, table.ids], axis=1)
     return ints, table.nums
+
+
+def clock_row(now_ms: int) -> tuple[Int64Array, Float32Array]:
+    """The clock token as one packed row (ints, floats), to follow a window's events."""
+    ints = np.zeros(PACKED_INTS, dtype=np.int64)
+    ints[0] = now_ms
+    ints[1 : 1 + _N_STATIC] = MISSING
+    ints[1 + _COL_TYPE] = NOW_TYPE
+    ints[1 + _COL_HOUR] = 1 + (now_ms // 3_600_000) % 24
+    return ints, np.zeros(3, dtype=np.float32)
 
 
 def encode_packed(

@@ -18,10 +18,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from model.features import MASK_TYPE, MAX_T, FeatureSpec
+from model.features import MAX_T, FeatureSpec
 
 N_KINDS = 3
-N_TYPE_CLASSES = MASK_TYPE + 1
 
 
 @dataclass(frozen=True)
@@ -146,7 +145,8 @@ class TeacherNet(nn.Module):
         # Typed in some transformers releases, not in others.
         self.bert = BertModel(bert_cfg, add_pooling_layer=False)  # type: ignore[no-untyped-call,unused-ignore]
         self.head = nn.Linear(cfg.d, N_KINDS)
-        self.mlm = nn.Linear(cfg.d, N_TYPE_CLASSES)  # masked event-type prediction
+        # Masked event-type prediction over every type code (the type embedding's size).
+        self.mlm = nn.Linear(cfg.d, cfg.cardinalities[0])
 
     def hidden(self, cat: Tensor, num: Tensor, mask: Tensor) -> Tensor:
         t = cat.shape[1]

@@ -10,11 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def churn_key(user_id: str, tick: int) -> str:
+    return f"{user_id}@{tick}"
+
+
 def rule_scores(events_path: Path, since_ms: int) -> dict[str, dict[str, float]]:
     """``{kind: {event_id: rule score}}`` for fraud and brushing detections at or after
-    ``since_ms``; events without a detection score 0."""
+    ``since_ms`` (events without a detection score 0), and ``{"churn": {churn_key: score}}``
+    for the churn rule at each clock tick from ``since_ms`` on."""
+    from stream.churn import ChurnClock, ChurnConfig, churn_score
     from stream.processor import DetectorConfig, process_seller_record, process_user_event
     from stream.schema import Event, Rejected, parse_event
+    from stream.state import UserState
 
     # 1 ms, not 0: the brushing cool-down also sizes the window named in alert ids.
     cfg = DetectorConfig(fraud_cooldown_ms=1, brushing_cooldown_ms=1)
@@ -29,8 +36,16 @@ def rule_scores(events_path: Path, since_ms: int) -> dict[str, dict[str, float]]
     parsed.sort(key=lambda e: (e.ts, e.event_id))
     users: dict[str, bytes | None] = {}
     sellers: dict[str, bytes | None] = {}
-    scores: dict[str, dict[str, float]] = {"fraud": {}, "brushing": {}}
+    scores: dict[str, dict[str, float]] = {"fraud": {}, "brushing": {}, "churn": {}}
+    churn_cfg = ChurnConfig()
+    clock = ChurnClock(churn_cfg.interval_ms)
     for event in parsed:
+        for tick in clock.crossed(0, event.ts):
+            if tick < since_ms:
+                continue
+            for user_id, raw in users.items():
+                score = churn_score(UserState.decode(raw), tick, churn_cfg)
+                scores["churn"][churn_key(user_id, tick)] = score or 0.0
         result = process_user_event(users.get(event.user_id), event, cfg)
         if result.state is not None:
             users[event.user_id] = result.state

@@ -57,7 +57,8 @@ def to_alert(det: Detection, model_version: str) -> dict[str, Any]:
         "kind": det.kind,
         "subject": {"type": det.subject_type, "id": det.subject_id},
         "score": round(min(1.0, max(0.0, det.score)), 6),
-        "threshold": det.threshold,
+        # Rounded like the score: rounding keeps order, so a score never reads below it.
+        "threshold": round(det.threshold, 6),
         "event_id": det.event_id,
         "event_ts": format_ts(det.event_ts),
         "emitted_at": now_rfc3339(),

@@ -27,10 +27,11 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from stream.alerts import Detection, to_alert
 from stream.batching import CoalescedTable
-from stream.churn import ChurnClock, churn_detection, churn_score
+from stream.churn import ChurnClock
 from stream.dlq import dead_letter
 from stream.errors import Action, as_rejection, decide
 from stream.metrics import Metrics, estimate_keys
+from stream.model_churn import churn_verdicts
 from stream.model_fraud import PendingFraud, decide_all, scored_seller_records
 from stream.model_slot import ModelSlot
 from stream.output import KafkaOutput
@@ -123,15 +124,13 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     ) -> None:
         """The partition's event-time clock passed ``tick``: score every user it holds, as
         the backtest does at the same tick. ``ev`` (same partition) carries the writes."""
-        for key in table.keys_in(ev.message.partition):
-            state = table.get(ev, key)
-            score = churn_score(state, tick, churn_cfg)
-            if score is None:
-                continue
-            det = churn_detection(key.decode(), state, tick, score, churn_cfg)
-            if det is not None:
-                fired.append((ev, det))
-                table.mark(ev, key)
+        part = ev.message.partition
+        users = [(key.decode(), table.get(ev, key)) for key in table.keys_in(part)]
+        model, model_batch = slot.churn, settings.model_batch_max
+        for verdict in churn_verdicts(users, tick, churn_cfg, model, model_batch):
+            if verdict.detection is not None:
+                fired.append((ev, verdict.detection))
+                table.mark(ev, verdict.user_id.encode())
 
     def handle_seller(
         ev: Any,

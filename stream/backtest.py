@@ -18,8 +18,9 @@ from typing import IO, Any
 import orjson
 
 from stream.alerts import RULES_MODEL_VERSION, Detection, to_alert
-from stream.churn import ChurnClock, ChurnConfig, churn_detection, churn_score
+from stream.churn import ChurnClock, ChurnConfig
 from stream.cliutil import CommandError, add_option
+from stream.model_churn import churn_verdicts
 from stream.model_fraud import PendingFraud, decide_all, scored_seller_records
 from stream.processor import DetectorConfig, apply_seller_record, apply_user_event
 from stream.replay import iter_in_time_order
@@ -61,6 +62,7 @@ class Backtest:
         # Kinds the bundle was trained for are the model's; the others stay with the rules.
         self.fraud_model = model if model is not None and "fraud" in model.kinds else None
         self.brushing_threshold = model.threshold("brushing") if model is not None else None
+        self.churn_model = model if model is not None and "churn" in model.kinds else None
         # Decisions wait here for a batched model call, as in the worker's micro-batches.
         self.pending: list[PendingFraud] = []
         self.alerts_out, self.scores_out = alerts_out, scores_out
@@ -124,15 +126,14 @@ class Backtest:
         self.clock = ts if self.clock is None else max(self.clock, ts)
 
     def evaluate_churn(self, now_ms: int) -> None:
-        for user_id, state in self.users.items():
-            score = churn_score(state, now_ms, self.churn)
-            if score is None:
-                continue
-            last = state.events[-1]
-            self._write_score("churn", "user", user_id, None, last[1], now_ms, score)
-            det = churn_detection(user_id, state, now_ms, score, self.churn)
-            if det is not None:
-                self._alerts([det])
+        verdicts = churn_verdicts(
+            list(self.users.items()), now_ms, self.churn, self.churn_model, MODEL_BATCH
+        )
+        for v in verdicts:
+            last = v.state.events[-1]
+            self._write_score("churn", "user", v.user_id, None, last[EID], now_ms, v.score)
+            if v.detection is not None:
+                self._alerts([v.detection])
 
     def finish(self, until_ms: int | None = None) -> BacktestStats:
         """The closing churn evaluation of every user, as of the last event time."""

@@ -43,15 +43,25 @@ def churn_score(state: UserState, now_ms: int, cfg: ChurnConfig) -> float | None
 
 
 def churn_detection(
-    user_id: str, state: UserState, now_ms: int, score: float, cfg: ChurnConfig
+    user_id: str,
+    state: UserState,
+    now_ms: int,
+    score: float,
+    cfg: ChurnConfig,
+    threshold: float | None = None,
+    lead: tuple[Reason, ...] = (),
 ) -> Detection | None:
-    """One alert per user per inactivity episode: the id names the user's last event."""
-    if score < cfg.threshold or state.cooldowns.get("churn") == state.max_ts:
+    """One alert per user per inactivity episode: the id names the user's last event.
+
+    ``threshold`` replaces the rule's (a model's score); ``lead`` reasons go first."""
+    threshold = cfg.threshold if threshold is None else threshold
+    if score < threshold or state.cooldowns.get("churn") == state.max_ts:
         return None
     state.cooldowns["churn"] = state.max_ts
     last = state.events[-1]
     idle_days = (now_ms - state.max_ts) / DAY_MS
     reasons = (
+        *lead,
         Reason("churn.inactive", f"no activity for {idle_days:.1f} days"),
         Reason("churn.history", f"{state.total} events since first seen"),
     )
@@ -60,7 +70,7 @@ def churn_detection(
         subject_type="user",
         subject_id=user_id,
         score=score,
-        threshold=cfg.threshold,
+        threshold=threshold,
         event_id=last[EID],
         event_ts=last[TS],
         reasons=reasons,

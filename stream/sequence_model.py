@@ -42,11 +42,14 @@ class SequenceModel:
         # Called with (batch size, seconds) after every model call: the worker's metrics.
         self.on_batch: Callable[[int, float], None] | None = None
 
-    def encode(self, windows: list[list[Row]]) -> tuple[Any, Any, Any]:
-        """Model inputs for windows of stored rows (oldest first, decision event last)."""
-        from model.features import encode_packed
+    def encode(self, windows: list[list[Row]], now_ms: int | None = None) -> tuple[Any, Any, Any]:
+        """Model inputs for windows of stored rows (oldest first, decision event last).
 
-        T, index = self.T, self._index
+        With ``now_ms`` each window is scored as of that time instead: its last T - 1 rows
+        and then the clock token, which carries the idle time (churn on a timer)."""
+        from model.features import clock_row, encode_packed
+
+        T, index = self.T - (now_ms is not None), self._index
         recent = [w[-T:] for w in windows]
         # An event's codes are fixed once stored; (event_id, ts) names it (ids are unique).
         keys = [[(r[EID], r[TS]) for r in w] for w in recent]
@@ -67,7 +70,14 @@ class SequenceModel:
             flat.extend([0] * (T - len(ks)))  # row 0 of the store is padding
             flat.extend([index[k] for k in ks])
         rows = np.array(flat, dtype=np.int64).reshape(len(windows), T)
-        return encode_packed(self._ints[rows], self._floats[rows], rows > 0, self.scorer.spec)
+        ints, floats, valid = self._ints[rows], self._floats[rows], rows > 0
+        if now_ms is not None:
+            clock_ints, clock_floats = clock_row(now_ms)
+            B = len(windows)
+            ints = np.concatenate([ints, np.broadcast_to(clock_ints, (B, 1, len(clock_ints)))], 1)
+            floats = np.concatenate([floats, np.broadcast_to(clock_floats, (B, 1, 3))], 1)
+            valid = np.concatenate([valid, np.ones((B, 1), np.bool_)], 1)
+        return encode_packed(ints, floats, valid, self.scorer.spec)
 
     def _tokenize(self, todo: dict[tuple[str, int], Row]) -> None:
         """Add the events' codes to the store, growing it if one call needs more."""
@@ -101,6 +111,15 @@ class SequenceModel:
     def score(self, windows: list[list[Row]]) -> dict[str, Any]:
         """Probabilities per kind for each window (oldest first, decision event last)."""
         return self.run(*self.encode(windows))
+
+    def idle_scores(self, windows: list[list[Row]], now_ms: int, batch: int) -> list[float]:
+        """Churn probabilities of users' recent events as of ``now_ms`` (after them all),
+        in model calls of at most ``batch`` windows."""
+        out: list[float] = []
+        for lo in range(0, len(windows), batch):
+            probs = self.run(*self.encode(windows[lo : lo + batch], now_ms))["churn"]
+            out.extend(float(p) for p in probs)
+        return out
 
     def threshold(self, kind: str) -> float | None:
         """The bundle's alert threshold for ``kind``; None for kinds the rules keep."""

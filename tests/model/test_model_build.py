@@ -198,7 +198,7 @@ def test_kinds_without_labels_keep_the_rules(tmp_path: Path) -> None:
     manifest = load_bundle(out).manifest
     assert manifest["kinds"]["fraud"]["source"] == "model"
     assert manifest["kinds"]["brushing"] == {"source": "rules", "why": "no labels of this kind"}
-    assert manifest["kinds"]["churn"]["source"] == "rules"  # 30-day horizon, 30 days of data
+    assert manifest["kinds"]["churn"] == {"source": "rules", "why": "no labels of this kind"}
     scorer = load_scorer(out, "onnx", threads=1)
     assert scorer.kinds == ("fraud",)
     cat, num, mask = _batch(fixture.__dict__, 16)

@@ -6,8 +6,18 @@ import numpy as np
 import pytest
 from modelsynth import make_fixture, write_fixture
 
-from model.dataset import BRUSHING, CHURN, DAY_MS, FRAUD, Corpus, build_corpus, read_labels
-from model.features import DECISION_TYPES, FeatureSpec
+from model.dataset import (
+    BRUSHING,
+    CHURN,
+    CHURN_MIN_EVENTS,
+    DAY_MS,
+    FRAUD,
+    Corpus,
+    build_corpus,
+    encode,
+    read_labels,
+)
+from model.features import DECISION_TYPES, NOW_TYPE, FeatureSpec, encode_window
 
 HORIZON_DAYS = 3.0
 
@@ -32,7 +42,7 @@ def _event(corpus: Corpus, i: int) -> dict[str, object]:
 def test_targets_follow_labels_and_kinds(corpus: Corpus, files: tuple[Path, Path]) -> None:
     labels = read_labels(files[1])
     ex = corpus.examples
-    for i in range(len(ex)):
+    for i in np.flatnonzero(~ex.clock):
         ev = _event(corpus, i)
         assert (ex.y[i, FRAUD] >= 0) == (ev["type"] in DECISION_TYPES)
         assert (ex.y[i, BRUSHING] >= 0) == (ev["type"] == "purchase")
@@ -51,20 +61,56 @@ def test_split_is_by_day_and_ordered(corpus: Corpus) -> None:
     assert ex.ts[ex.part == 1].max() < split.val_end <= ex.ts[ex.part == 2].min()
 
 
-def test_churn_labels_never_look_past_their_split(corpus: Corpus) -> None:
+def test_churn_labels_never_look_past_their_split(
+    corpus: Corpus, files: tuple[Path, Path]
+) -> None:
     ex, split = corpus.examples, corpus.split
+    churners = read_labels(files[1]).churn_users
     horizon = HORIZON_DAYS * DAY_MS
     has = ex.y[:, CHURN] >= 0
-    assert has.any()
-    ends = np.array([split.horizon_end(int(p)) for p in ex.part[has]])
-    assert (ex.ts[has] + horizon < ends).all()
-    # Churn labels agree with the events: positive exactly when no event follows within
-    # the horizon.
-    for i in np.flatnonzero(has)[:300]:
-        evs = corpus.events[ex.user[i]]
-        nxt = evs[ex.end[i]]["ts"] if ex.end[i] < len(evs) else None
-        expected = nxt is None or nxt - ex.ts[i] > horizon
-        assert bool(ex.y[i, CHURN]) == expected
+    assert (has == ex.clock).all()  # churn points are clock ticks, and only they
+    assert (ex.y[ex.clock][:, :CHURN] == -1).all()
+    assert (ex.ts[ex.clock] % DAY_MS == 0).all()
+    assert {0, 1} <= set(ex.y[has, CHURN].tolist())
+    for i in np.flatnonzero(has):
+        uid = corpus.user_ids[ex.user[i]]
+        times = np.array([e["ts"] for e in corpus.events[ex.user[i]]])
+        tick, end = int(ex.ts[i]), split.horizon_end(int(ex.part[i]))
+        assert split.part(tick) == ex.part[i]
+        assert ex.end[i] == (times < tick).sum() >= CHURN_MIN_EVENTS
+        assert tick - times[ex.end[i] - 1] <= horizon
+        back = ((times > tick) & (times < min(tick + horizon, end))).any()
+        gone = uid in churners and times.max() < tick
+        if back:
+            assert ex.y[i, CHURN] == 0  # seen again within the horizon, inside the split
+        elif tick + horizon < end:
+            assert ex.y[i, CHURN] == 1  # the whole horizon passed inside the split
+        else:
+            # The rest of the horizon lies beyond the split: the labels decide.
+            assert ex.y[i, CHURN] == float(gone)
+
+
+def test_churn_windows_end_with_the_clock(corpus: Corpus) -> None:
+    ex, spec, T = corpus.examples, FeatureSpec(), 16
+    points = np.flatnonzero(ex.clock)[:50]
+    events = np.flatnonzero(~ex.clock)[:50]
+    cat, num, mask = encode(corpus, ex.subset(points), spec, T)
+    gap = spec.cat_features.index("gap")
+    for b, i in enumerate(points):
+        table = corpus.tables[ex.user[i]]
+        idle_s = (ex.ts[i] - table.ts[ex.end[i] - 1]) / 1000
+        assert cat[b, -1, 0] == NOW_TYPE and mask[b, -1]
+        assert num[b, -1, 2] == pytest.approx(np.log1p(idle_s) / 10, rel=1e-5)
+        assert cat[b, -1, gap] == 2 + min(spec.gap_buckets - 1, int(np.log1p(idle_s) * 1.5))
+        # The events before it are the window of the last T - 1 events.
+        c, _, m = encode_window(table, 0, int(ex.end[i]), spec, T - 1)
+        assert (mask[b, :-1] == m).all()
+        assert (cat[b, :-1, 0][m] == c[m, 0]).all()
+    # Event points are exactly the stream's encoding of the window ending at the event.
+    cat, num, mask = encode(corpus, ex.subset(events), spec, T)
+    for b, i in enumerate(events):
+        c, x, m = encode_window(corpus.tables[ex.user[i]], 0, int(ex.end[i]), spec, T)
+        assert (cat[b] == c).all() and (num[b] == x).all() and (mask[b] == m).all()
 
 
 def test_bad_label_rows_are_refused(tmp_path: Path, files: tuple[Path, Path]) -> None:

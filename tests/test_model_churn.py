@@ -1,0 +1,119 @@
+"""Churn from the model: the stream scores idle users exactly as training saw them, and
+alerts once per inactivity episode against the bundle's threshold."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from model.dataset import DAY_MS, build_corpus, encode
+from model.features import FeatureSpec
+from stream.backtest import run_backtest
+from stream.churn import ChurnConfig
+from stream.model_churn import churn_verdicts
+from stream.schema import Event, parse_event
+from stream.sequence_model import SequenceModel
+from stream.state import EID, StateLimits, UserState
+
+pytestmark = pytest.mark.slow
+
+
+def user_events(events: Path) -> dict[str, list[Event]]:
+    users: dict[str, list[Event]] = defaultdict(list)
+    with open(events, "rb") as f:
+        for line in f:
+            event = parse_event(line)
+            users[event.user_id].append(event)
+    for evs in users.values():
+        evs.sort(key=lambda e: (e.ts, e.event_id))
+    return users
+
+
+def state_of(events: list[Event]) -> UserState:
+    state = UserState()
+    for event in events:
+        state.add(event, StateLimits())
+    return state
+
+
+def test_idle_windows_match_the_training_points(tiny_bundle: tuple[Path, Path]) -> None:
+    events, bundle = tiny_bundle
+    model = SequenceModel(bundle, "onnx")
+    assert "churn" in model.kinds
+    spec = model.scorer.spec
+    corpus = build_corpus(events, events.parent / "l.jsonl", FeatureSpec(**spec.to_json()))
+    ex = corpus.examples
+    points = np.flatnonzero(ex.clock)
+    assert len(points) > 100
+    by_user = user_events(events)
+    for tick in sorted(set(ex.ts[points].tolist()))[:4]:
+        at = points[ex.ts[points] == tick][:40]
+        expected = encode(corpus, ex.subset(at), spec, model.T)
+        windows = [state_of(by_user[corpus.user_ids[ex.user[i]]][: ex.end[i]]).events for i in at]
+        got = model.encode(windows, int(tick))
+        for e, g in zip(expected, got, strict=True):
+            assert np.array_equal(np.asarray(e, np.int64), np.asarray(g, np.int64))
+
+
+def test_model_alerts_once_per_inactivity_episode(tiny_bundle: tuple[Path, Path]) -> None:
+    events, bundle = tiny_bundle
+    model = SequenceModel(bundle, "onnx")
+    threshold = model.threshold("churn")
+    assert threshold is not None
+    cfg = ChurnConfig()
+    users = [(uid, state_of(evs)) for uid, evs in sorted(user_events(events).items())]
+    end = max(state.max_ts for _, state in users)
+    alerts: dict[str, int] = defaultdict(int)
+    scored = 0
+    for day in range(1, 8):
+        now = (end // DAY_MS + day) * DAY_MS
+        verdicts = churn_verdicts(users, now, cfg, model, batch=64)
+        scored += len(verdicts)
+        for v in verdicts:
+            assert len(v.state.events) >= cfg.min_events and 0.0 <= v.score <= 1.0
+            if v.detection is not None:
+                alerts[v.user_id] += 1
+                assert v.score >= threshold == v.detection.threshold
+                assert v.detection.reasons[0].code == "model.churn"
+                assert v.detection.event_id == v.state.events[-1][EID]
+    assert scored == 7 * sum(1 for _, s in users if len(s.events) >= cfg.min_events)
+    # A week of silence for everyone: many alerts, and never two for one episode.
+    assert len(alerts) > 10 and set(alerts.values()) == {1}
+    # Scores grow with idle time: a week later, the same users look more gone than a day on.
+    first = churn_verdicts(users, (end // DAY_MS + 1) * DAY_MS, cfg, model)
+    last = churn_verdicts(users, (end // DAY_MS + 7) * DAY_MS, cfg, model)
+    assert np.mean([v.score for v in last]) > np.mean([v.score for v in first])
+
+
+def test_users_active_at_the_tick_are_not_scored(tiny_bundle: tuple[Path, Path]) -> None:
+    events, bundle = tiny_bundle
+    model = SequenceModel(bundle, "onnx")
+    evs = max(user_events(events).values(), key=len)
+    state = state_of(evs)
+    short = state_of(evs[:3])
+    cfg = ChurnConfig()
+    assert churn_verdicts([("a", state)], state.max_ts, cfg, model) == []
+    assert churn_verdicts([("b", short)], short.max_ts + DAY_MS, cfg, model) == []
+    assert len(churn_verdicts([("a", state)], state.max_ts + DAY_MS, cfg, model)) == 1
+
+
+def test_backtest_takes_churn_from_the_model(
+    tiny_bundle: tuple[Path, Path], tmp_path: Path
+) -> None:
+    events, bundle = tiny_bundle
+    model = SequenceModel(bundle, "onnx")
+    run_backtest(events, tmp_path / "a.jsonl", tmp_path / "s.jsonl", model=model)
+    alerts = [orjson.loads(x) for x in (tmp_path / "a.jsonl").read_bytes().splitlines()]
+    scores = [orjson.loads(x) for x in (tmp_path / "s.jsonl").read_bytes().splitlines()]
+    churn_scores = [r["score"] for r in scores if r["kind"] == "churn"]
+    assert len(set(churn_scores)) > 100  # probabilities from the model, not the rule's curve
+    churn_alerts = [a for a in alerts if a["kind"] == "churn"]
+    assert churn_alerts
+    for alert in churn_alerts:
+        assert alert["reasons"][0]["code"] == "model.churn"
+        assert alert["score"] >= alert["threshold"] == pytest.approx(model.thresholds["churn"])
+    assert len({a["alert_id"] for a in churn_alerts}) == len(churn_alerts)

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from model.bundle import Bundle, write_bundle
-from model.calibrate import Platt, choose_threshold, fit_platt
+from model.calibrate import Platt, choose_threshold, fit_platt, ranking_metrics
 from model.config import BuildConfig
 from model.dataset import Corpus, build_corpus, encode
 from model.evaluate import evaluate_kinds, measure_speed
@@ -44,6 +44,31 @@ def _train_sample(
 
 
 TRAINED = "trained on labels"
+
+
+def _distilled_kinds(
+    y_val: npt.NDArray[np.float32],
+    trained: npt.NDArray[np.bool_],
+    teacher_val: npt.NDArray[np.float32],
+    labels_only_val: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.bool_], dict[str, Any]]:
+    """Kinds whose teacher ranks the validation windows at least as well as a student
+    trained on labels alone, with both PR-AUCs for the record."""
+    distill = np.zeros(len(KINDS), np.bool_)
+    record: dict[str, Any] = {}
+    for j, k in enumerate(KINDS):
+        has = y_val[:, j] >= 0
+        if not trained[j] or not (y_val[has, j] > 0).any():
+            continue
+        t_auc = ranking_metrics(teacher_val[has, j], y_val[has, j])["pr_auc"]
+        s_auc = ranking_metrics(labels_only_val[has, j], y_val[has, j])["pr_auc"]
+        distill[j] = t_auc >= s_auc
+        record[k] = {
+            "teacher_val_pr_auc": t_auc,
+            "labels_only_student_val_pr_auc": s_auc,
+            "distilled": bool(distill[j]),
+        }
+    return distill, record
 
 
 def _kind_sources(corpus: Corpus, parts: list[npt.NDArray[np.int64]]) -> dict[str, str]:
@@ -126,19 +151,32 @@ def run_build(
     )
     soft = predict_logits(teacher, d_train, desc="teacher soft", progress=progress)
 
-    student = build_net(s_arch)
-    fit(
-        student,
-        d_train,
-        train.y,
-        trained,
-        FitConfig(cfg.student_epochs, cfg.student_lr, cfg.batch, seed=cfg.seed),
-        soft=soft,
-        alpha=cfg.distill_alpha,
-        temp=cfg.distill_temp,
-        desc="student",
-        progress=progress,
+    # The teacher is distilled only for kinds where it ranks the validation days at least
+    # as well as the same student trained on labels alone: a weaker teacher would pull the
+    # student down (as the BERT teacher does on churn).
+    s_fit = FitConfig(cfg.student_epochs, cfg.student_lr, cfg.batch, seed=cfg.seed)
+    probe = build_net(s_arch)
+    fit(probe, d_train, train.y, trained, s_fit, desc="student (labels only)", progress=progress)
+    distill, distillation = _distilled_kinds(
+        val.y, trained, predict_logits(teacher, d_val), predict_logits(probe, d_val)
     )
+    log(f"distilled kinds: {[k for k, d in zip(KINDS, distill, strict=True) if d]}")
+    student = probe
+    if distill.any():
+        student = build_net(s_arch)
+        fit(
+            student,
+            d_train,
+            train.y,
+            trained,
+            s_fit,
+            soft=soft,
+            alpha=cfg.distill_alpha,
+            temp=cfg.distill_temp,
+            distill=distill,
+            desc="student",
+            progress=progress,
+        )
 
     logits = {
         (who, part): predict_logits(net, data)
@@ -191,6 +229,7 @@ def run_build(
             "student_params": n_params(student),
             "param_ratio": n_params(teacher) / n_params(student),
             "pretrain_masked_type_loss": mlm_loss,
+            "distillation": distillation,
             **speed,
             "onnx_parity_max_abs_diff": parity_diff,
         }

@@ -9,8 +9,9 @@ per kind or -1 where that kind does not apply there:
   only name brushing sellers, when its seller is one.
 - churn: the user at each day boundary (the stream's churn clock), scored on the events
   before it plus a clock token that carries the idle time. Negative when the user is seen
-  again within the horizon; positive when the horizon passes with no activity. Both are
-  read from events inside the point's own split only. Where the rest of the horizon lies
+  again within the horizon; positive when the horizon passes with no activity. A point
+  belongs to the split of its window's last event, and both are read from events inside
+  that split only. Where the rest of the horizon lies
   beyond the split, churn labels decide (positive for a labelled churner past their last
   activity); without churn labels such a point is censored (-1).
 
@@ -206,9 +207,11 @@ def churn_points(
     """Churn points of one user: (tick, events before it, split part, target).
 
     Ticks are the stream's churn clock (multiples of ``interval_ms``) from the user's
-    ``min_events``-th event while they have been idle at most one horizon; each counts in
-    the split that its outcome is watched in. ``churned_at`` is the last activity of a
-    labelled churner; ``labelled`` says whether the labels name churners at all."""
+    ``min_events``-th event while they have been idle at most one horizon. A point counts
+    in the split of its window's last event, so one window (and one churner's "gone for
+    good") never appears in two splits: a model cannot pass a test by remembering users.
+    ``churned_at`` is the last activity of a labelled churner; ``labelled`` says whether
+    the labels name churners at all."""
     if len(times) < min_events:
         return
     first = (int(times[min_events - 1]) // interval_ms + 1) * interval_ms
@@ -217,7 +220,7 @@ def churn_points(
         n = int(np.searchsorted(times, tick, side="left"))
         if tick - int(times[n - 1]) > horizon_ms:
             break  # idle longer than the horizon: churned by any definition, nothing to learn
-        part = split.part(tick)
+        part = split.part(int(times[n - 1]))
         end = min(tick + horizon_ms, split.horizon_end(part))
         if n < len(times) and int(times[n]) < end:
             target = 0.0  # seen again within the horizon, inside the split
@@ -249,7 +252,7 @@ def build_corpus(
     all_ts = [e["ts"] for evs in users.values() for e in (evs[0], evs[-1])]
     split = day_split(min(all_ts), max(all_ts), val_frac, test_frac)
     horizon_ms = int(horizon_days * DAY_MS)
-    cols: dict[str, list[Any]] = {"user": [], "end": [], "ts": [], "y": [], "clock": []}
+    cols: dict[str, list[Any]] = {"user": [], "end": [], "ts": [], "part": [], "y": [], "clock": []}
     user_ids = sorted(users)
     for u, uid in enumerate(user_ids):
         evs = users[uid]
@@ -257,15 +260,17 @@ def build_corpus(
             cols["user"].append(u)
             cols["end"].append(i + 1)
             cols["ts"].append(int(evs[i]["ts"]))
+            cols["part"].append(split.part(int(evs[i]["ts"])))
             cols["y"].append(y)
             cols["clock"].append(False)
         times = np.fromiter((int(e["ts"]) for e in evs), np.int64, len(evs))
-        for tick, n, _, target in churn_points(
+        for tick, n, part, target in churn_points(
             times, labels.churn_users.get(uid), bool(labels.churn_users), split, horizon_ms
         ):
             cols["user"].append(u)
             cols["end"].append(n)
             cols["ts"].append(tick)
+            cols["part"].append(part)
             cols["y"].append([-1.0, -1.0, target])
             cols["clock"].append(True)
     ts = np.asarray(cols["ts"], np.int64)
@@ -273,7 +278,7 @@ def build_corpus(
         np.asarray(cols["user"], np.int32),
         np.asarray(cols["end"], np.int32),
         ts,
-        np.array([split.part(int(t)) for t in ts], np.int8),
+        np.asarray(cols["part"], np.int8),
         np.asarray(cols["y"], np.float32).reshape(-1, 3),
         np.asarray(cols["clock"], np.bool_),
     )

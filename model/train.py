@@ -125,20 +125,22 @@ def multitask_loss(
     alpha: float,
     temp: float,
     pos_weight: Tensor | None = None,
+    distill: Tensor | None = None,
 ) -> Tensor:
-    """Masked BCE per kind (labels), plus distillation against ``soft`` teacher logits."""
+    """Masked BCE per kind (labels); for the kinds in ``distill`` (default: all trained
+    kinds) mixed with distillation against ``soft`` teacher logits, weight ``1 - alpha``."""
     has = (y >= 0) & kinds
     hard = F.binary_cross_entropy_with_logits(
         logits, y.clamp(min=0), pos_weight=pos_weight, reduction="none"
     )
     per_kind = (hard * has).sum(0) / has.sum(0).clamp(min=1)
-    loss = per_kind.sum()
     if soft is None:
-        return loss
+        return per_kind.sum()
     target = torch.sigmoid(soft / temp)
     kd = F.binary_cross_entropy_with_logits(logits / temp, target, reduction="none")
-    kd_loss = (kd * kinds).mean(0).sum() * temp * temp
-    return alpha * loss + (1 - alpha) * kd_loss
+    kd_kind = kd.mean(0) * temp * temp
+    mixed = (distill if distill is not None else kinds) & kinds
+    return torch.where(mixed, alpha * per_kind + (1 - alpha) * kd_kind, per_kind).sum()
 
 
 def positive_weights(y: npt.NDArray[np.float32], cap: float = 10.0) -> npt.NDArray[np.float32]:
@@ -159,15 +161,18 @@ def fit(
     soft: npt.NDArray[np.float32] | None = None,
     alpha: float = 0.5,
     temp: float = 2.0,
+    distill: npt.NDArray[np.bool_] | None = None,
     desc: str = "fit",
     progress: bool = False,
 ) -> float:
-    """Train ``net`` on labels (and teacher logits ``soft`` when given); returns last loss."""
+    """Train ``net`` on labels, and on teacher logits ``soft`` when given (for the kinds in
+    ``distill``, default all); returns the last loss."""
     rng = np.random.default_rng(cfg.seed)
     n = len(y)
     opt, sched = _optimiser(net, cfg, _steps(n, cfg))
     kinds_t = torch.from_numpy(kinds.astype(np.bool_))
     pos_weight = torch.from_numpy(positive_weights(y))
+    distill_t = torch.from_numpy(distill.astype(np.bool_)) if distill is not None else None
     net.train()
     avg = 0.0
     bar = tqdm(_batches(n, cfg, rng), total=_steps(n, cfg), desc=desc, disable=not progress)
@@ -176,7 +181,7 @@ def fit(
         soft_t = torch.from_numpy(soft[idx]) if soft is not None else None
         logits = net(cat, num, mask)
         y_t = torch.from_numpy(y[idx])
-        loss = multitask_loss(logits, y_t, soft_t, kinds_t, alpha, temp, pos_weight)
+        loss = multitask_loss(logits, y_t, soft_t, kinds_t, alpha, temp, pos_weight, distill_t)
         avg = _step(loss, net, opt, sched, avg)
         bar.set_postfix(loss=f"{avg:.3f}")
     net.eval()

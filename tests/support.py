@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -30,9 +30,16 @@ def produce_events(bootstrap: str, topic: str, events: Iterable[dict[str, Any]])
     return produce(bootstrap, topic, ((e["user_id"].encode(), orjson.dumps(e)) for e in events))
 
 
-def consume(bootstrap: str, topic: str, expect: int, timeout: float = 60.0) -> list[Any]:
-    """Read ``topic`` from the start until ``expect`` messages or the timeout, then linger
-    briefly so that extra (duplicate) messages would be caught too."""
+def consume(
+    bootstrap: str,
+    topic: str,
+    expect: int,
+    timeout: float = 60.0,
+    unique: Callable[[Any], Any] | None = None,
+) -> list[Any]:
+    """Read ``topic`` from the start until ``expect`` messages (with ``unique``: messages
+    that differ by it, so repeats do not count) or the timeout, then linger briefly so that
+    extra (duplicate) messages would be caught too."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -43,6 +50,7 @@ def consume(bootstrap: str, topic: str, expect: int, timeout: float = 60.0) -> l
     )
     consumer.subscribe([topic])
     out: list[Any] = []
+    seen: set[Any] = set()
     deadline = time.monotonic() + timeout
     linger_until: float | None = None
     try:
@@ -59,7 +67,10 @@ def consume(bootstrap: str, topic: str, expect: int, timeout: float = 60.0) -> l
                 ), msg.error()
                 continue
             out.append(msg)
-            if len(out) >= expect and linger_until is None:
+            if unique is not None:
+                seen.add(unique(msg))
+            count = len(seen) if unique is not None else len(out)
+            if count >= expect and linger_until is None:
                 linger_until = time.monotonic() + 3.0
     finally:
         consumer.close()

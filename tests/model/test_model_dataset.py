@@ -57,13 +57,16 @@ def test_split_is_by_day_and_ordered(corpus: Corpus) -> None:
     assert split.train_end % DAY_MS == 0 and split.val_end % DAY_MS == 0
     for part in range(3):
         assert (ex.part == part).any()
-    assert ex.ts[ex.part == 0].max() < split.train_end <= ex.ts[ex.part == 1].min()
-    assert ex.ts[ex.part == 1].max() < split.val_end <= ex.ts[ex.part == 2].min()
+    at = ~ex.clock  # event points; churn points go by their window (see below)
+    assert ex.ts[at & (ex.part == 0)].max() < split.train_end <= ex.ts[at & (ex.part == 1)].min()
+    assert ex.ts[at & (ex.part == 1)].max() < split.val_end <= ex.ts[at & (ex.part == 2)].min()
+    # No user is a positive churn point in two splits: nothing to remember across them.
+    churned = [set(ex.user[ex.clock & (ex.y[:, CHURN] == 1) & (ex.part == p)]) for p in range(3)]
+    assert not (churned[0] & churned[1]) and not (churned[0] & churned[2])
+    assert not (churned[1] & churned[2])
 
 
-def test_churn_labels_never_look_past_their_split(
-    corpus: Corpus, files: tuple[Path, Path]
-) -> None:
+def test_churn_labels_never_look_past_their_split(corpus: Corpus, files: tuple[Path, Path]) -> None:
     ex, split = corpus.examples, corpus.split
     churners = read_labels(files[1]).churn_users
     horizon = HORIZON_DAYS * DAY_MS
@@ -76,7 +79,8 @@ def test_churn_labels_never_look_past_their_split(
         uid = corpus.user_ids[ex.user[i]]
         times = np.array([e["ts"] for e in corpus.events[ex.user[i]]])
         tick, end = int(ex.ts[i]), split.horizon_end(int(ex.part[i]))
-        assert split.part(tick) == ex.part[i]
+        # The split of the window's last event: one window never lands in two splits.
+        assert split.part(int(times[ex.end[i] - 1])) == ex.part[i]
         assert ex.end[i] == (times < tick).sum() >= CHURN_MIN_EVENTS
         assert tick - times[ex.end[i] - 1] <= horizon
         back = ((times > tick) & (times < min(tick + horizon, end))).any()

@@ -22,8 +22,8 @@ import numpy.typing as npt
 from model.bundle import Bundle, write_bundle
 from model.calibrate import Platt, choose_threshold, fit_platt, ranking_metrics
 from model.config import BuildConfig
-from model.dataset import Corpus, build_corpus, encode
-from model.evaluate import evaluate_kinds, measure_speed
+from model.dataset import Corpus, Examples, build_corpus, encode
+from model.evaluate import Rules, evaluate_kinds, measure_speed, rule_ranking, rules_on
 from model.features import KINDS, FeatureSpec
 
 Log = Callable[[str], None]
@@ -44,6 +44,27 @@ def _train_sample(
 
 
 TRAINED = "trained on labels"
+
+
+def _against_rules(
+    corpus: Corpus,
+    val: Examples,
+    student_val: npt.NDArray[np.float32],
+    kinds: list[str],
+    rules: Rules | None,
+) -> dict[str, dict[str, float]]:
+    """Validation PR-AUC of the student and of the streaming rules, per kind both score."""
+    out: dict[str, dict[str, float]] = {}
+    for k in kinds:
+        j = KINDS.index(k)
+        has = val.y[:, j] >= 0
+        if rules is None or k not in rules or not (val.y[has, j] > 0).any():
+            continue
+        out[k] = {
+            "student_pr_auc": ranking_metrics(student_val[has, j], val.y[has, j])["pr_auc"],
+            "rules_pr_auc": rule_ranking(corpus, val, rules, k)["pr_auc"],
+        }
+    return out
 
 
 def _distilled_kinds(
@@ -184,6 +205,16 @@ def run_build(
         for part, data in (("val", d_val), ("test", d_test))
     }
     kinds = [k for k in KINDS if why[k] == TRAINED]
+    rules = rules_on(corpus, corpus.split.train_end, log)
+    validation = _against_rules(corpus, val, logits["student", "val"], kinds, rules)
+    if cfg.rules_gate:
+        for k, v in validation.items():
+            if v["student_pr_auc"] <= v["rules_pr_auc"]:
+                why[k] = (
+                    f"the student ranks the validation days no better than the rules "
+                    f"(PR-AUC {v['student_pr_auc']:.3f} against {v['rules_pr_auc']:.3f})"
+                )
+                log(f"{k}: {why[k]}; the rules keep it")
     calibration: dict[str, Platt] = {}
     thresholds: dict[str, dict[str, Any]] = {}
     for k in kinds:
@@ -221,6 +252,7 @@ def run_build(
                 "student_int8": test_int8,
             },
             lgbm=(d_train, train.y, cfg),
+            rules=rules,
             log=log,
         )
         speed = measure_speed(teacher, student, spec, cfg.T, threads=cfg.threads)
@@ -243,6 +275,7 @@ def run_build(
             "val_end": corpus.split.val_end,
             "data_end": corpus.split.data_end,
         }
+        metrics["validation_against_rules"] = validation
         metrics["build_seconds"] = time.monotonic() - started
         manifest = _manifest(cfg, spec, why, t_arch, s_arch, calibration, thresholds, metrics)
         files = {

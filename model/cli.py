@@ -37,6 +37,13 @@ def _register_build(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         help="churn horizon in days (default 30)",
     )
     add_option(p, "--threads", type=int, default=None, help="CPU threads for training")
+    add_option(
+        p,
+        "--no-rules-gate",
+        action="store_true",
+        help="give the model every kind it trained, even where the streaming rules rank "
+        "the validation days better",
+    )
     add_option(p, "--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_build)
 
@@ -85,6 +92,8 @@ def _build(args: argparse.Namespace) -> int:
         cfg = replace(cfg, churn_horizon_days=args.churn_horizon_days)
     if args.threads is not None:
         cfg = replace(cfg, threads=args.threads)
+    if args.no_rules_gate:
+        cfg = replace(cfg, rules_gate=False)
     try:
         bundle, metrics = run_build(
             args.events,

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from model.dataset import Corpus, Examples
 
 Arrays = tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[Any]]
+Rules = dict[str, dict[str, float]]  # kind -> scoring point key -> rule score
 
 
 def _clean(value: Any) -> Any:
@@ -33,14 +34,37 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _rules(corpus: Corpus, test: Examples, log: Callable[[str], None]) -> dict[str, Any] | None:
+def rules_on(corpus: Corpus, since_ms: int, log: Callable[[str], None]) -> Rules | None:
+    """The streaming rules' scores from ``since_ms`` on (``model.rules_eval``), or None."""
     try:
         from model.rules_eval import rule_scores
 
-        return rule_scores(corpus.events_path, int(test.ts.min()) if len(test) else 0)
+        return rule_scores(corpus.events_path, since_ms)
     except Exception as exc:  # the rules are optional context, never a reason to fail
         log(f"rules not evaluated: {type(exc).__name__}: {exc}")
         return None
+
+
+def rule_ranking(corpus: Corpus, ex: Examples, rules: Rules, kind: str) -> dict[str, float]:
+    """PR-AUC and recall at precision 0.9 of the rules' scores at ``ex``'s points of
+    ``kind`` (points the rules did not score count as 0)."""
+    from model.rules_eval import churn_key
+
+    j = KINDS.index(kind)
+    book = rules.get(kind, {})
+    scores, labels = [], []
+    for u, e, ts, clock, y in zip(ex.user, ex.end, ex.ts, ex.clock, ex.y[:, j], strict=True):
+        if y < 0:
+            continue
+        # Keyed by the event, or by the user and tick of a churn point.
+        key = (
+            churn_key(corpus.user_ids[u], int(ts))
+            if clock
+            else str(corpus.events[u][e - 1].get("event_id"))
+        )
+        scores.append(book.get(key, 0.0))
+        labels.append(y)
+    return ranking_metrics(np.array(scores), np.array(labels))
 
 
 def evaluate_kinds(
@@ -52,22 +76,13 @@ def evaluate_kinds(
     calibration: dict[str, Platt],
     logits: dict[str, npt.NDArray[np.float32]],
     lgbm: tuple[Arrays, npt.NDArray[np.float32], BuildConfig],
+    rules: Rules | None,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
     d_train, y_train, cfg = lgbm
     gbm = LightGBMBaseline(cfg.lgbm_estimators, cfg.threads, cfg.seed)
     gbm.fit(window_features(*d_train, spec), y_train, [KINDS.index(k) for k in kinds])
     x_test = window_features(*d_test, spec)
-    rules = _rules(corpus, test, log)
-    from model.rules_eval import churn_key
-
-    # What the rules' scores are keyed by: the event, or the user and tick of a churn point.
-    event_ids = [
-        churn_key(corpus.user_ids[u], int(ts))
-        if clock
-        else str(corpus.events[u][e - 1].get("event_id"))
-        for u, e, ts, clock in zip(test.user, test.end, test.ts, test.clock, strict=True)
-    ]
     out: dict[str, Any] = {}
     for k in kinds:
         j = KINDS.index(k)
@@ -76,8 +91,7 @@ def evaluate_kinds(
         res: dict[str, Any] = {who: ranking_metrics(z[has, j], y) for who, z in logits.items()}
         res["lightgbm"] = ranking_metrics(gbm.predict(x_test, j)[has], y)
         if rules is not None and k in rules:
-            ids = [eid for eid, h in zip(event_ids, has, strict=True) if h]
-            res["rules"] = ranking_metrics(np.array([rules[k].get(i, 0.0) for i in ids]), y)
+            res["rules"] = rule_ranking(corpus, test, rules, k)
         p32 = calibration[k].apply(logits["student"][has, j])
         p8 = calibration[k].apply(logits["student_int8"][has, j])
         res["int8_max_abs_prob_diff"] = float(np.abs(p32 - p8).max()) if has.any() else 0.0

@@ -209,9 +209,9 @@ def run_build(
     validation = _against_rules(corpus, val, logits["student", "val"], kinds, rules)
     if cfg.rules_gate:
         for k, v in validation.items():
-            if v["student_pr_auc"] <= v["rules_pr_auc"]:
+            if v["student_pr_auc"] < v["rules_pr_auc"]:
                 why[k] = (
-                    f"the student ranks the validation days no better than the rules "
+                    f"the rules rank the validation days better than the student "
                     f"(PR-AUC {v['student_pr_auc']:.3f} against {v['rules_pr_auc']:.3f})"
                 )
                 log(f"{k}: {why[k]}; the rules keep it")

@@ -30,8 +30,8 @@ class BuildConfig:
     target_precision: float = 0.9
     alert_budget: float = 0.005
     lgbm_estimators: int = 300
-    # A kind goes to the model only if the student ranks the validation days better than
-    # the streaming rules; otherwise the rules keep it and the manifest says why.
+    # A kind goes to the model only if the streaming rules do not rank the validation days
+    # better than the student; otherwise the rules keep it and the manifest says why.
     rules_gate: bool = True
     threads: int = 2
     seed: int = 0

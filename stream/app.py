@@ -145,18 +145,8 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         if result.outcome == "added":
             table.mark(ev, ev.key)
 
-    keep = settings.state_cache_keys
-    user_table = CoalescedTable(users, UserState.decode, keep)
-    seller_table = CoalescedTable(sellers, SellerState.decode, keep)
-
-    async def forget_kept_states(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """Partitions changed hands: states kept between batches may be stale."""
-        user_table.forget_all()
-        seller_table.forget_all()
-
-    # mode's signal stubs accept no coroutine function that mypy can match; Faust awaits it.
-    app.on_partitions_revoked.connect(forget_kept_states)  # type: ignore[arg-type]
-    app.on_partitions_assigned.connect(forget_kept_states)  # type: ignore[arg-type]
+    user_table = CoalescedTable(users, UserState.decode)
+    seller_table = CoalescedTable(sellers, SellerState.decode)
 
     async def finish(table: CoalescedTable[Any], fired: list[tuple[Any, Detection]]) -> None:
         """Alerts are delivered before the state that records them is written: a crash in
@@ -216,8 +206,6 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
                     if decide(exc) is Action.CRASH:
                         raise
                     reject(ev, exc)
-                    if ev.key is not None:
-                        table.forget(ev.key)
             fired.extend(decide_pending(pending))
             await finish(table, fired)
 

@@ -15,18 +15,11 @@ producer buffer, about a third of a millisecond per write here) capped the worke
   commits offsets (see ``stream.app``), and the delivered changelog offsets are then
   persisted in the store exactly as Faust's own delivery callback does, so a restart
   replays only the changelog tail.
-
-Decoded states also outlive their batch, in a bounded LRU (``keep`` keys): a user's events
-come in sessions, so the next batch often needs the same state, and decoding it again costs
-more than the event's own handling. This worker is the only writer of its partitions'
-states, so a kept state equals the stored one until a rebalance, which empties the LRU
-(``forget_all``); a batch that straddles a rebalance keeps nothing.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Generic, Protocol, TypeVar
@@ -56,43 +49,19 @@ S = TypeVar("S", bound=Codec)
 class CoalescedTable(Generic[S]):
     """Decoded states read through from a Faust table, written back once per batch."""
 
-    def __init__(self, table: Any, decode: Callable[[bytes | None], S], keep: int = 0) -> None:
+    def __init__(self, table: Any, decode: Callable[[bytes | None], S]) -> None:
         self._table = table
         self._decode = decode
         self._cache: dict[bytes, S] = {}
         self._dirty: dict[bytes, Any] = {}  # key -> the event whose partition owns it
-        self._keep = keep
-        self._kept: OrderedDict[bytes, S] = OrderedDict()  # across batches, oldest first
-        self._generation = 0  # bumped by every rebalance
-        self._batch_generation: int | None = None
-        self._unkept: set[bytes] = set()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, event: Any, key: bytes) -> S:
         state = self._cache.get(key)
         if state is None:
-            if self._batch_generation is None:
-                self._batch_generation = self._generation
-            state = self._kept.pop(key, None)
-            if state is None:
-                self.misses += 1
-                with as_current(event):
-                    state = self._decode(self._table.get(key))
-            else:
-                self.hits += 1
+            with as_current(event):
+                state = self._decode(self._table.get(key))
             self._cache[key] = state
         return state
-
-    def forget(self, key: bytes) -> None:
-        """Keep no decoded state of ``key`` past this batch: an event of it was rejected,
-        possibly half-way, so the next batch reads the stored state again."""
-        self._unkept.add(key)
-
-    def forget_all(self) -> None:
-        """A rebalance: other workers may write these partitions now, or will have."""
-        self._generation += 1
-        self._kept.clear()
 
     def keys_in(self, partition: int) -> list[bytes]:
         """Keys this worker holds in ``partition``: stored ones and this batch's new ones."""
@@ -121,15 +90,7 @@ class CoalescedTable(Generic[S]):
                 self._table.data[key] = value
             out.send(topic, key, value, partition=event.message.partition)
         self._dirty.clear()
-        if self._keep and self._batch_generation == self._generation:
-            for key, state in self._cache.items():
-                if key not in self._unkept:
-                    self._kept[key] = state
-            while len(self._kept) > self._keep:
-                self._kept.popitem(last=False)
         self._cache.clear()
-        self._unkept.clear()
-        self._batch_generation = None
         return written
 
     def persist_offsets(self, out: KafkaOutput) -> None:

@@ -55,8 +55,6 @@ class Settings(BaseSettings):
     # Micro-batches: up to batch_max events, waiting at most batch_wait_ms for more.
     batch_max: int = Field(default=500, ge=1)
     batch_wait_ms: float = Field(default=2.0, ge=0)
-    # Decoded states kept between micro-batches, per table (0: none); see stream.batching.
-    state_cache_keys: int = Field(default=5000, ge=0)
     # Kafka security for real clusters (see stream.security); secrets are never printed.
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism | None = None

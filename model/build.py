@@ -20,7 +20,13 @@ import numpy as np
 import numpy.typing as npt
 
 from model.bundle import Bundle, write_bundle
-from model.calibrate import Platt, choose_threshold, fit_platt, ranking_metrics
+from model.calibrate import (
+    Platt,
+    choose_threshold,
+    fit_platt,
+    raise_for_alerts,
+    ranking_metrics,
+)
 from model.config import BuildConfig
 from model.dataset import Corpus, Examples, build_corpus, encode
 from model.evaluate import Rules, evaluate_kinds, measure_speed, rule_ranking, rules_on
@@ -225,6 +231,11 @@ def run_build(
         thresholds[k] = choose_threshold(
             probs, val.y[has, j], cfg.target_precision, cfg.alert_budget
         )
+        if k == "fraud":
+            thresholds[k] = raise_for_alerts(
+                thresholds[k], probs, val.y[has, j], val.user[has], val.ts[has],
+                cfg.fraud_cooldown_ms,
+            )  # fmt: skip
 
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)

@@ -136,6 +136,64 @@ def choose_threshold(
     }
 
 
+def alert_precision(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    users: ArrayLike,
+    ts: ArrayLike,
+    threshold: float,
+    cooldown_ms: int,
+) -> tuple[float, int]:
+    """Precision and count of the alerts a stream would raise at ``threshold``: a decision
+    at or above it alerts unless its user alerted less than ``cooldown_ms`` before. Many
+    decisions of one fraudster make few alerts; each honest decision above it makes one."""
+    s, y = np.asarray(scores, np.float64), np.asarray(labels, np.float64)
+    u, t = np.asarray(users), np.asarray(ts, np.int64)
+    above = np.flatnonzero(s >= threshold)
+    last: dict[Any, int] = {}
+    right = count = 0
+    for i in above[np.lexsort((t[above], u[above]))]:
+        prev = last.get(u[i])
+        if prev is not None and t[i] - prev < cooldown_ms:
+            continue
+        last[u[i]] = int(t[i])
+        count += 1
+        right += int(y[i] > 0)
+    return (right / count if count else 0.0), count
+
+
+def raise_for_alerts(
+    chosen: dict[str, Any],
+    scores: ArrayLike,
+    labels: ArrayLike,
+    users: ArrayLike,
+    ts: ArrayLike,
+    cooldown_ms: int,
+) -> dict[str, Any]:
+    """``chosen`` (from ``choose_threshold``) raised, if need be, to the lowest threshold
+    whose alerts (see ``alert_precision``) reach the same target precision."""
+    target = chosen.get("target_precision")
+    if target is None:
+        return chosen
+    s = np.asarray(scores, np.float64)
+    for threshold in np.unique(s[s >= chosen["threshold"]]):
+        precision, count = alert_precision(s, labels, users, ts, float(threshold), cooldown_ms)
+        if precision >= target:
+            y = np.asarray(labels, np.float64)
+            hit = s >= threshold
+            return {
+                **chosen,
+                "val_precision": float(y[hit].mean()),
+                "val_recall": float(y[hit].sum() / max(y.sum(), 1.0)),
+                "threshold": float(threshold),
+                "rule": "target_alert_precision",
+                "val_alert_precision": precision,
+                "val_alerts": count,
+                "per_decision_threshold": chosen["threshold"],
+            }
+    return chosen  # no threshold reaches it on these days: keep the per-decision choice
+
+
 def ranking_metrics(scores: ArrayLike, labels: ArrayLike) -> dict[str, float]:
     y = np.asarray(labels)
     return {

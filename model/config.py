@@ -28,6 +28,9 @@ class BuildConfig:
     val_frac: float = 0.1
     test_frac: float = 0.2
     target_precision: float = 0.9
+    # The fraud threshold is chosen for target_precision of alerts, as the stream raises
+    # them: one per user per cooldown (the worker's default fraud cooldown).
+    fraud_cooldown_ms: int = 3_600_000
     alert_budget: float = 0.005
     lgbm_estimators: int = 300
     # A kind goes to the model only if the streaming rules do not rank the validation days

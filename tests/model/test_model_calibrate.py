@@ -5,9 +5,11 @@ import pytest
 
 from model.calibrate import (
     Platt,
+    alert_precision,
     average_precision,
     choose_threshold,
     fit_platt,
+    raise_for_alerts,
     recall_at_precision,
     sigmoid,
 )  # fmt: skip
@@ -58,3 +60,25 @@ def test_threshold_reaches_target_precision_or_budget() -> None:
     assert y[alerts].mean() >= 0.9 and thr["val_recall"] == pytest.approx(y[alerts].sum() / y.sum())
     noise = choose_threshold(rng.random(5000), y, 0.99, alert_budget=0.01)
     assert noise["rule"] == "alert_budget"
+
+
+def test_fraud_threshold_is_chosen_for_alerts_not_decisions() -> None:
+    """One fraudster with 20 decisions in an hour, 30 honest users with one decision each:
+    per decision a low threshold looks precise, but it alerts once on the fraudster and
+    once on every honest user above it."""
+    hour = 3_600_000
+    scores = [0.8 + 0.01 * i for i in range(20)] + [0.03 * i for i in range(30)]
+    labels = [1] * 20 + [0] * 30
+    users = ["f"] * 20 + [f"h{i}" for i in range(30)]
+    ts = [i * 60_000 for i in range(20)] + [0] * 30
+    chosen = choose_threshold(scores, labels, target_precision=0.6)
+    precision, count = alert_precision(scores, labels, users, ts, chosen["threshold"], hour)
+    assert precision < 0.6 and count > 2
+    raised = raise_for_alerts(chosen, scores, labels, users, ts, hour)
+    assert raised["rule"] == "target_alert_precision"
+    assert raised["threshold"] > chosen["threshold"]
+    precision, count = alert_precision(scores, labels, users, ts, raised["threshold"], hour)
+    assert precision >= 0.6 and precision == raised["val_alert_precision"]
+    # One hour later the fraudster alerts again: the cooldown is per user and hour.
+    assert alert_precision([0.9, 0.9], [1, 1], ["f", "f"], [0, hour], 0.5, hour) == (1.0, 2)
+    assert alert_precision([0.9, 0.9], [1, 1], ["f", "f"], [0, hour - 1], 0.5, hour) == (1.0, 1)

@@ -52,6 +52,17 @@ def _train_sample(
 TRAINED = "trained on labels"
 
 
+def _val_pr_auc(
+    scores: npt.NDArray[np.float32], y_val: npt.NDArray[np.float32], j: int
+) -> float | None:
+    """PR-AUC of kind ``j``'s scores on the validation points it applies to; None where
+    those hold no positive."""
+    has = y_val[:, j] >= 0
+    if not (y_val[has, j] > 0).any():
+        return None
+    return ranking_metrics(scores[has, j], y_val[has, j])["pr_auc"]
+
+
 def _against_rules(
     corpus: Corpus,
     val: Examples,
@@ -62,12 +73,11 @@ def _against_rules(
     """Validation PR-AUC of the student and of the streaming rules, per kind both score."""
     out: dict[str, dict[str, float]] = {}
     for k in kinds:
-        j = KINDS.index(k)
-        has = val.y[:, j] >= 0
-        if rules is None or k not in rules or not (val.y[has, j] > 0).any():
+        student = _val_pr_auc(student_val, val.y, KINDS.index(k))
+        if rules is None or k not in rules or student is None:
             continue
         out[k] = {
-            "student_pr_auc": ranking_metrics(student_val[has, j], val.y[has, j])["pr_auc"],
+            "student_pr_auc": student,
             "rules_pr_auc": rule_ranking(corpus, val, rules, k)["pr_auc"],
         }
     return out
@@ -84,11 +94,10 @@ def _distilled_kinds(
     distill = np.zeros(len(KINDS), np.bool_)
     record: dict[str, Any] = {}
     for j, k in enumerate(KINDS):
-        has = y_val[:, j] >= 0
-        if not trained[j] or not (y_val[has, j] > 0).any():
+        t_auc = _val_pr_auc(teacher_val, y_val, j)
+        s_auc = _val_pr_auc(labels_only_val, y_val, j)
+        if not trained[j] or t_auc is None or s_auc is None:
             continue
-        t_auc = ranking_metrics(teacher_val[has, j], y_val[has, j])["pr_auc"]
-        s_auc = ranking_metrics(labels_only_val[has, j], y_val[has, j])["pr_auc"]
         distill[j] = t_auc >= s_auc
         record[k] = {
             "teacher_val_pr_auc": t_auc,
@@ -100,7 +109,7 @@ def _distilled_kinds(
 
 def _kind_sources(corpus: Corpus, parts: list[npt.NDArray[np.int64]]) -> dict[str, str]:
     """Why each kind is or is not trained: it needs labels and positives to train on and to
-    calibrate with (churn also needs splits longer than its horizon)."""
+    calibrate with."""
     why: dict[str, str] = {}
     for j, k in enumerate(KINDS):
         y_train, y_val = corpus.examples.y[parts[0], j], corpus.examples.y[parts[1], j]
@@ -108,8 +117,8 @@ def _kind_sources(corpus: Corpus, parts: list[npt.NDArray[np.int64]]) -> dict[st
             why[k] = "no labels of this kind"
         elif k == "churn" and not ((y_train >= 0).any() and (y_val >= 0).any()):
             why[k] = (
-                "no churn evaluation point whose horizon fits inside its split: the "
-                "validation and test days must outlast the churn horizon"
+                "no churn evaluation point in the training or validation days (a user "
+                "needs 5 events before a tick of the churn clock)"
             )
         elif not (y_train > 0).any() or not (y_val > 0).any():
             why[k] = "no positive example in the training or validation days"

@@ -11,9 +11,9 @@ per kind or -1 where that kind does not apply there:
   before it plus a clock token that carries the idle time. Negative when the user is seen
   again within the horizon; positive when the horizon passes with no activity. A point
   belongs to the split of its window's last event, and both are read from events inside
-  that split only. Where the rest of the horizon lies
-  beyond the split, churn labels decide (positive for a labelled churner past their last
-  activity); without churn labels such a point is censored (-1).
+  that split only. Where the rest of the horizon lies beyond the split, churn labels
+  decide (positive for a labelled churner past their last activity); without churn labels
+  such a point is censored (-1).
 
 The split is by days: earlier days train, then validation, then test.
 """
@@ -273,11 +273,10 @@ def build_corpus(
             cols["part"].append(part)
             cols["y"].append([-1.0, -1.0, target])
             cols["clock"].append(True)
-    ts = np.asarray(cols["ts"], np.int64)
     ex = Examples(
         np.asarray(cols["user"], np.int32),
         np.asarray(cols["end"], np.int32),
-        ts,
+        np.asarray(cols["ts"], np.int64),
         np.asarray(cols["part"], np.int8),
         np.asarray(cols["y"], np.float32).reshape(-1, 3),
         np.asarray(cols["clock"], np.bool_),

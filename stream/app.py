@@ -126,7 +126,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         the backtest does at the same tick. ``ev`` (same partition) carries the writes."""
         part = ev.message.partition
         users = [(key.decode(), table.get(ev, key)) for key in table.keys_in(part)]
-        model, model_batch = slot.churn, settings.model_batch_max
+        model, model_batch = slot.model, settings.model_batch_max
         for verdict in churn_verdicts(users, tick, churn_cfg, model, model_batch):
             if verdict.detection is not None:
                 fired.append((ev, verdict.detection))

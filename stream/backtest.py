@@ -62,7 +62,7 @@ class Backtest:
         # Kinds the bundle was trained for are the model's; the others stay with the rules.
         self.fraud_model = model if model is not None and "fraud" in model.kinds else None
         self.brushing_threshold = model.threshold("brushing") if model is not None else None
-        self.churn_model = model if model is not None and "churn" in model.kinds else None
+        self.model = model  # churn_verdicts checks whether it scores churn
         # Decisions wait here for a batched model call, as in the worker's micro-batches.
         self.pending: list[PendingFraud] = []
         self.alerts_out, self.scores_out = alerts_out, scores_out
@@ -127,7 +127,7 @@ class Backtest:
 
     def evaluate_churn(self, now_ms: int) -> None:
         verdicts = churn_verdicts(
-            list(self.users.items()), now_ms, self.churn, self.churn_model, MODEL_BATCH
+            list(self.users.items()), now_ms, self.churn, self.model, MODEL_BATCH
         )
         for v in verdicts:
             last = v.state.events[-1]

@@ -52,11 +52,6 @@ class ModelSlot:
         return self.model if self.model is not None and "fraud" in self.model.kinds else None
 
     @property
-    def churn(self) -> SequenceModel | None:
-        """The model when it scores churn; None when the rule does."""
-        return self.model if self.model is not None and "churn" in self.model.kinds else None
-
-    @property
     def brushing_threshold(self) -> float | None:
         """The per-order threshold when the model scores brushing; None when the rules do."""
         return self.model.threshold("brushing") if self.model is not None else None

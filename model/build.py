@@ -243,7 +243,7 @@ def run_build(
         if k == "fraud":
             thresholds[k] = raise_for_alerts(
                 thresholds[k], probs, val.y[has, j], val.user[has], val.ts[has],
-                cfg.fraud_cooldown_ms,
+                cfg.fraud_cooldown_ms, cfg.min_val_alerts,
             )  # fmt: skip
 
     with tempfile.TemporaryDirectory() as tmpdir:

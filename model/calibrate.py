@@ -169,15 +169,21 @@ def raise_for_alerts(
     users: ArrayLike,
     ts: ArrayLike,
     cooldown_ms: int,
+    min_alerts: int = 1,
 ) -> dict[str, Any]:
     """``chosen`` (from ``choose_threshold``) raised, if need be, to the lowest threshold
-    whose alerts (see ``alert_precision``) reach the same target precision."""
+    whose alerts (see ``alert_precision``) reach the same target precision. A precision
+    measured on fewer than ``min_alerts`` alerts is noise, not evidence: where only such
+    thresholds reach the target, the per-decision choice stays."""
     target = chosen.get("target_precision")
     if target is None:
         return chosen
     s = np.asarray(scores, np.float64)
+    at_chosen = alert_precision(s, labels, users, ts, chosen["threshold"], cooldown_ms)
     for threshold in np.unique(s[s >= chosen["threshold"]]):
         precision, count = alert_precision(s, labels, users, ts, float(threshold), cooldown_ms)
+        if count < min_alerts:
+            break  # alerts thin out as the threshold rises
         if precision >= target:
             y = np.asarray(labels, np.float64)
             hit = s >= threshold
@@ -191,7 +197,9 @@ def raise_for_alerts(
                 "val_alerts": count,
                 "per_decision_threshold": chosen["threshold"],
             }
-    return chosen  # no threshold reaches it on these days: keep the per-decision choice
+    # No threshold reaches it on enough alerts: keep the per-decision choice, and say
+    # what its alerts measured.
+    return {**chosen, "val_alert_precision": at_chosen[0], "val_alerts": at_chosen[1]}
 
 
 def ranking_metrics(scores: ArrayLike, labels: ArrayLike) -> dict[str, float]:

@@ -80,12 +80,15 @@ def decide(
 
     Below the threshold the rules still decide: a rule that fires (and is not cooling
     down) raises its own alert, with the model's score as a reason. The rules know patterns
-    a model trained on little data can miss; one alert per incident either way, as each
-    alert starts the cooldown of every detector that fired."""
+    a model trained on little data can miss. One fraud alert per user per cooldown either
+    way: any fraud alert starts it, and while it runs neither the model nor a rule that
+    had not fired yet alerts again."""
     state, window, trigger = pending.state, pending.window, pending.trigger
     ts = trigger[TS]
     last = state.cooldowns.get(MODEL_COOLDOWN)
-    if score < threshold or (last is not None and 0 <= ts - last < cooldown_ms):
+    if last is not None and 0 <= ts - last < cooldown_ms:
+        return []
+    if score < threshold:
         _, found = rule_fraud(
             state, window, trigger, pending.user_id, pending.seller_id, rules, cooldown_ms
         )

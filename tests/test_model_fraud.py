@@ -236,3 +236,18 @@ def test_one_alert_per_incident_whichever_detector_fires_first() -> None:
     found = decide(pendings, FakeModel(scores))
     assert [len(d) for d in found] == [0, 0, 1, 0, 0]
     assert found[2][0].reasons[0].code == "model.fraud"
+
+
+def test_a_rule_firing_after_a_model_alert_waits_for_the_cooldown() -> None:
+    """The model alerts at the first failed payment, before any rule can; the card-testing
+    rule that fires two payments later is the same incident and raises nothing."""
+    events = card_testing("u1", n=4)
+    state = UserState()
+    pendings = [p for raw in events if (p := feed(state, raw)) is not None]
+    found = decide(pendings, FakeModel({events[0]["event_id"]: 0.9}))
+    assert [len(d) for d in found] == [1, 0, 0, 0]
+    assert "card_testing" not in state.cooldowns
+    # Without the model's alert the rule fires at the third payment, so the test can fail.
+    fresh = UserState()
+    pendings = [p for raw in events if (p := feed(fresh, raw)) is not None]
+    assert [len(d) for d in decide(pendings, FakeModel({}))] == [0, 0, 1, 0]

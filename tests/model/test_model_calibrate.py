@@ -82,3 +82,23 @@ def test_fraud_threshold_is_chosen_for_alerts_not_decisions() -> None:
     # One hour later the fraudster alerts again: the cooldown is per user and hour.
     assert alert_precision([0.9, 0.9], [1, 1], ["f", "f"], [0, hour], 0.5, hour) == (1.0, 2)
     assert alert_precision([0.9, 0.9], [1, 1], ["f", "f"], [0, hour - 1], 0.5, hour) == (1.0, 1)
+
+
+def test_fraud_threshold_stays_where_too_few_alerts_measure_it() -> None:
+    """Twelve fraudsters and 30 honest users, one decision each an hour apart: the lowest
+    threshold with 90% alert precision leaves 5 alerts, too few to measure a precision on;
+    with a minimum of 10 the per-decision threshold stays and its alerts are recorded."""
+    hour = 3_600_000
+    scores = [0.6 + 0.01 * i for i in range(12)] + [0.02 * i for i in range(30)]
+    scores[:7] = [0.5 + 0.01 * i for i in range(7)]
+    labels = [1] * 12 + [0] * 30
+    users = [f"f{i}" for i in range(12)] + [f"h{i}" for i in range(30)]
+    ts = [0] * 42
+    chosen = {"threshold": 0.3, "rule": "target_precision", "target_precision": 0.9}
+    raised = raise_for_alerts(chosen, scores, labels, users, ts, hour)
+    assert raised["rule"] == "target_alert_precision" and raised["threshold"] > 0.3
+    kept = raise_for_alerts(chosen, scores, labels, users, ts, hour, min_alerts=10)
+    assert kept["rule"] == "target_precision" and kept["threshold"] == 0.3
+    assert (kept["val_alert_precision"], kept["val_alerts"]) == alert_precision(
+        scores, labels, users, ts, 0.3, hour
+    )

@@ -172,34 +172,39 @@ def raise_for_alerts(
     min_alerts: int = 1,
 ) -> dict[str, Any]:
     """``chosen`` (from ``choose_threshold``) raised, if need be, to the lowest threshold
-    whose alerts (see ``alert_precision``) reach the same target precision. A precision
-    measured on fewer than ``min_alerts`` alerts is noise, not evidence: where only such
-    thresholds reach the target, the per-decision choice stays."""
+    whose alerts (see ``alert_precision``) reach the same target precision.
+
+    A precision measured on fewer than ``min_alerts`` alerts is noise, not evidence. Where
+    no threshold reaches the target on that many, the validation days cannot place it, and
+    the calibrated probability stands in for them: at least the target precision itself
+    (a decision scored p is fraud with probability p)."""
     target = chosen.get("target_precision")
     if target is None:
         return chosen
     s = np.asarray(scores, np.float64)
-    at_chosen = alert_precision(s, labels, users, ts, chosen["threshold"], cooldown_ms)
+    y = np.asarray(labels, np.float64)
+
+    def at(threshold: float, rule: str) -> dict[str, Any]:
+        precision, count = alert_precision(s, y, users, ts, threshold, cooldown_ms)
+        hit = s >= threshold
+        return {
+            **chosen,
+            "val_precision": float(y[hit].mean()) if hit.any() else 0.0,
+            "val_recall": float(y[hit].sum() / max(y.sum(), 1.0)),
+            "threshold": threshold,
+            "rule": rule,
+            "val_alert_precision": precision,
+            "val_alerts": count,
+            "per_decision_threshold": chosen["threshold"],
+        }
+
     for threshold in np.unique(s[s >= chosen["threshold"]]):
-        precision, count = alert_precision(s, labels, users, ts, float(threshold), cooldown_ms)
+        precision, count = alert_precision(s, y, users, ts, float(threshold), cooldown_ms)
         if count < min_alerts:
             break  # alerts thin out as the threshold rises
         if precision >= target:
-            y = np.asarray(labels, np.float64)
-            hit = s >= threshold
-            return {
-                **chosen,
-                "val_precision": float(y[hit].mean()),
-                "val_recall": float(y[hit].sum() / max(y.sum(), 1.0)),
-                "threshold": float(threshold),
-                "rule": "target_alert_precision",
-                "val_alert_precision": precision,
-                "val_alerts": count,
-                "per_decision_threshold": chosen["threshold"],
-            }
-    # No threshold reaches it on enough alerts: keep the per-decision choice, and say
-    # what its alerts measured.
-    return {**chosen, "val_alert_precision": at_chosen[0], "val_alerts": at_chosen[1]}
+            return at(float(threshold), "target_alert_precision")
+    return at(max(float(chosen["threshold"]), float(target)), "calibrated_target_precision")
 
 
 def ranking_metrics(scores: ArrayLike, labels: ArrayLike) -> dict[str, float]:

@@ -31,7 +31,8 @@ class BuildConfig:
     # The fraud threshold is chosen for target_precision of alerts, as the stream raises
     # them: one per user per cooldown (the worker's default fraud cooldown).
     fraud_cooldown_ms: int = 3_600_000
-    # ... but only on at least this many validation alerts: fewer measure nothing.
+    # ... measured on at least this many validation alerts; fewer measure nothing, and the
+    # calibrated probability stands in (see calibrate.raise_for_alerts).
     min_val_alerts: int = 10
     alert_budget: float = 0.005
     lgbm_estimators: int = 300

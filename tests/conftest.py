@@ -51,10 +51,10 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="session")
 def churn_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A tiny bundle with a churn head, its events and labels. The simulator's churners all
-    leave in the first two thirds of a run, before a time split's validation days, so the
-    bundle is built on the model tests' synthetic shop, whose users leave on any day, and
-    keeps its churn head whatever its quality: the tests check the wiring."""
+    """A tiny bundle with a churn head, its events and labels, built on the model tests'
+    synthetic shop (many departures over 40 days, a 3-day horizon). It keeps its churn
+    head whatever its quality, so the tests always check the model's churn wiring; whether
+    a simulator bundle's churn head beats the rules depends on the run."""
     from tests.model.modelsynth import make_fixture, write_fixture
 
     root = tmp_path_factory.mktemp("churn-bundle")

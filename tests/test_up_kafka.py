@@ -29,7 +29,7 @@ def test_up_prints_where_to_look_and_alerts_within_a_minute(tmp_path: Path) -> N
         "--duration",
         "60",
         "--rate",
-        "600",  # more simulated time per minute, so attacks enough to show within it
+        "1000",  # more simulated time per minute, so attacks enough to show within it
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
     out = done.stdout

@@ -25,10 +25,11 @@ def assign(ctx: Context, candidates: list[User]) -> list[User]:
     churners = chosen[:n_churn]
     for user in churners:
         user.role = CHURN
-        # Decay starts in the first part of the run and lasts 2 days to a third of it;
-        # the user is gone at least two days before the run ends.
+        # Decay starts on any day that leaves room for it and lasts 2 days to a third of
+        # the run; the user is gone at least two days before the run ends. Departures all
+        # through the run put some in a time split's validation and test days too.
         latest_stop = cfg.days - 2
-        decay_start = rng.randint(0, max(0, cfg.days // 3))
+        decay_start = rng.randint(0, max(0, cfg.days - 4))
         length = rng.randint(2, max(2, cfg.days // 3))
         stop_day = min(decay_start + length, latest_stop)
         decay_start = min(decay_start, stop_day - 1)

@@ -84,10 +84,10 @@ def test_fraud_threshold_is_chosen_for_alerts_not_decisions() -> None:
     assert alert_precision([0.9, 0.9], [1, 1], ["f", "f"], [0, hour - 1], 0.5, hour) == (1.0, 1)
 
 
-def test_fraud_threshold_stays_where_too_few_alerts_measure_it() -> None:
-    """Twelve fraudsters and 30 honest users, one decision each an hour apart: the lowest
-    threshold with 90% alert precision leaves 5 alerts, too few to measure a precision on;
-    with a minimum of 10 the per-decision threshold stays and its alerts are recorded."""
+def test_too_few_validation_alerts_leave_the_threshold_to_calibration() -> None:
+    """Twelve fraudsters and 30 honest users, one decision each: the lowest threshold with
+    90% alert precision leaves 5 alerts, too few to measure a precision on; with a minimum
+    of 10 the threshold is the target precision on the calibrated probability."""
     hour = 3_600_000
     scores = [0.6 + 0.01 * i for i in range(12)] + [0.02 * i for i in range(30)]
     scores[:7] = [0.5 + 0.01 * i for i in range(7)]
@@ -97,8 +97,12 @@ def test_fraud_threshold_stays_where_too_few_alerts_measure_it() -> None:
     chosen = {"threshold": 0.3, "rule": "target_precision", "target_precision": 0.9}
     raised = raise_for_alerts(chosen, scores, labels, users, ts, hour)
     assert raised["rule"] == "target_alert_precision" and raised["threshold"] > 0.3
-    kept = raise_for_alerts(chosen, scores, labels, users, ts, hour, min_alerts=10)
-    assert kept["rule"] == "target_precision" and kept["threshold"] == 0.3
-    assert (kept["val_alert_precision"], kept["val_alerts"]) == alert_precision(
-        scores, labels, users, ts, 0.3, hour
+    thin = raise_for_alerts(chosen, scores, labels, users, ts, hour, min_alerts=10)
+    assert thin["rule"] == "calibrated_target_precision" and thin["threshold"] == 0.9
+    assert thin["per_decision_threshold"] == 0.3
+    assert (thin["val_alert_precision"], thin["val_alerts"]) == alert_precision(
+        scores, labels, users, ts, 0.9, hour
     )
+    # A per-decision threshold above the target precision is never lowered.
+    high = raise_for_alerts({**chosen, "threshold": 0.95}, scores, labels, users, ts, hour, 10)
+    assert high["threshold"] == 0.95

@@ -25,7 +25,10 @@ KINDS = ("fraud", "brushing", "churn")
 def traffic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     root = tmp_path_factory.mktemp("parity")
     events, labels = root / "e.jsonl", root / "l.jsonl"
-    config = SimConfig(users=400, days=8, seed=11, start=datetime(2026, 10, 1, tzinfo=UTC))
+    # Fraud five times the default rate, so both detectors raise enough alerts to compare.
+    config = SimConfig(
+        users=400, days=8, seed=11, start=datetime(2026, 10, 1, tzinfo=UTC), fraud_rate=0.04
+    )
     return events, generate_files(events, labels, config).events
 
 

@@ -10,6 +10,7 @@ duplicate and changes nothing, which makes at-least-once redelivery idempotent.
 from __future__ import annotations
 
 import bisect
+import operator
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -25,6 +26,7 @@ STATUS_NAME: Final = (None, "ok", "failed")
 # Row layout of one stored user event.
 TS, EID, TYPE, STATUS, AMOUNT, PRICE, QTY, SELLER, ITEM, CATEGORY, ORDER = range(11)
 DEVICE, IP, COUNTRY, INSTRUMENT, METHOD, RATING, FLAGS = range(11, 18)
+_EID_OF = operator.itemgetter(EID)
 ROW_FIELDS: Final = (
     "ts",
     "event_id",
@@ -139,7 +141,7 @@ class UserState:
         )
 
     def has_event(self, event_id: str) -> bool:
-        return any(row[EID] == event_id for row in self.events)
+        return event_id in map(_EID_OF, self.events)  # a C loop: this runs on every event
 
     def add(self, event: Event, limits: StateLimits) -> Outcome:
         """Insert in event-time order, enforcing lateness, de-duplication and the bounds."""
@@ -150,8 +152,12 @@ class UserState:
         row = event_row(event)
         row[FLAGS] = self._learn(row)
         key = (event.ts, event.event_id)
-        pos = bisect.bisect_right(self.events, key, key=lambda r: (r[TS], r[EID]))
-        self.events.insert(pos, row)
+        last = self.events[-1] if self.events else None
+        if last is None or key >= (last[TS], last[EID]):
+            self.events.append(row)  # the usual case: events arrive in order
+        else:
+            pos = bisect.bisect_right(self.events, key, key=lambda r: (r[TS], r[EID]))
+            self.events.insert(pos, row)
         self.first_ts = event.ts if not self.total else min(self.first_ts, event.ts)
         self.max_ts = max(self.max_ts, event.ts)
         self.total += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 
@@ -9,6 +10,8 @@ from datetime import UTC, datetime
 _RFC3339 = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
 )
+# The form this project writes (``format_ts``) and most producers send: UTC, milliseconds.
+_CANONICAL = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{3})Z$")
 # Epoch milliseconds accepted as event time: 1970-01-01 up to year 9999.
 MAX_EPOCH_MS = 253_402_300_799_999
 
@@ -25,6 +28,12 @@ def parse_ts(value: object) -> int:
             raise ValueError(f"epoch milliseconds {value} out of range")
         return value
     if isinstance(value, str):
+        fast = _CANONICAL.match(value)
+        if fast is not None:
+            hour, minute, second = int(fast[2]), int(fast[3]), int(fast[4])
+            day = _day_ms(fast[1])
+            if day is not None and hour < 24 and minute < 60 and second < 60:
+                return day + ((hour * 60 + minute) * 60 + second) * 1000 + int(fast[5])
         if not _RFC3339.match(value):
             raise ValueError(f"{value[:64]!r} is not an RFC 3339 date-time with offset")
         text = value.replace(" ", "T").replace("t", "T").replace("z", "Z")
@@ -37,6 +46,17 @@ def parse_ts(value: object) -> int:
             raise ValueError(f"{value[:64]!r} is not a valid date-time: {exc}") from None
         return int(parsed.timestamp() * 1000) if parsed.microsecond == 0 else _exact_ms(parsed)
     raise ValueError("must be an RFC 3339 string with offset or integer epoch milliseconds")
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_ms(date: str) -> int | None:
+    """Epoch ms of midnight UTC on ``date`` (YYYY-MM-DD), None if there is no such day.
+    Cached: a stream's events fall on few days, and this is most of a timestamp's cost."""
+    try:
+        day = datetime.strptime(date, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return int(day.timestamp()) * 1000
 
 
 def _exact_ms(parsed: datetime) -> int:

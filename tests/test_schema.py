@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import random
+
 import orjson
 import pytest
 
 from stream.schema import Rejected, parse_event
+from stream.timeutil import format_ts, parse_ts
 
 GOOD = {
     "event_id": "e1",
@@ -56,6 +59,9 @@ def without(field: str) -> bytes:
         (with_(price="3.10"), "invalid_field", "'price'"),
         (with_(quantity=0), "invalid_field", "'quantity'"),
         (with_(ip="999.1.1.1"), "invalid_field", "'ip'"),
+        (with_(ip="999.1.1.1"), "invalid_field", "'ip'"),  # again, from the cache
+        (with_(ts="2026-02-30T10:15:03.123Z"), "invalid_field", "'ts'"),
+        (with_(ts="2026-11-29T25:15:03.123Z"), "invalid_field", "'ts'"),
         (with_(currency="eur"), "invalid_field", "'currency'"),
         (with_(country="DEU"), "invalid_field", "'country'"),
         (with_(status="maybe"), "invalid_field", "'status'"),
@@ -74,3 +80,19 @@ def test_rejections_name_the_field(raw: bytes, reason: str, needle: str) -> None
 def test_tombstone_is_rejected() -> None:
     with pytest.raises(Rejected, match="no value"):
         parse_event(None)
+
+
+def test_canonical_timestamps_parse_as_the_general_path() -> None:
+    """The fast path for ``...T10:15:03.123Z`` gives what the general RFC 3339 path gives
+    for the same instant written with an offset."""
+    rng = random.Random(5)
+    for _ in range(2000):
+        ms = rng.randrange(0, 253_402_300_799_999)
+        text = format_ts(ms)
+        assert parse_ts(text) == ms
+        assert parse_ts(text.replace("Z", "+00:00")) == ms
+    assert parse_ts("1970-01-01T00:00:00.000Z") == 0
+    assert parse_ts("2024-02-29T23:59:59.999Z") == parse_ts("2024-03-01T00:59:59.999+01:00")
+    for bad in ("2023-02-29T00:00:00.000Z", "2026-11-29T10:60:03.123Z", "2026-13-01T00:00:00.000Z"):
+        with pytest.raises(ValueError):
+            parse_ts(bad)

@@ -184,8 +184,7 @@ def raise_for_alerts(
     s = np.asarray(scores, np.float64)
     y = np.asarray(labels, np.float64)
 
-    def at(threshold: float, rule: str) -> dict[str, Any]:
-        precision, count = alert_precision(s, y, users, ts, threshold, cooldown_ms)
+    def at(threshold: float, rule: str, precision: float, count: int) -> dict[str, Any]:
         hit = s >= threshold
         return {
             **chosen,
@@ -203,8 +202,10 @@ def raise_for_alerts(
         if count < min_alerts:
             break  # alerts thin out as the threshold rises
         if precision >= target:
-            return at(float(threshold), "target_alert_precision")
-    return at(max(float(chosen["threshold"]), float(target)), "calibrated_target_precision")
+            return at(float(threshold), "target_alert_precision", precision, count)
+    fallback = max(float(chosen["threshold"]), float(target))
+    measured = alert_precision(s, y, users, ts, fallback, cooldown_ms)
+    return at(fallback, "calibrated_target_precision", *measured)
 
 
 def ranking_metrics(scores: ArrayLike, labels: ArrayLike) -> dict[str, float]:

@@ -27,6 +27,7 @@ STATUS_NAME: Final = (None, "ok", "failed")
 TS, EID, TYPE, STATUS, AMOUNT, PRICE, QTY, SELLER, ITEM, CATEGORY, ORDER = range(11)
 DEVICE, IP, COUNTRY, INSTRUMENT, METHOD, RATING, FLAGS = range(11, 18)
 _EID_OF = operator.itemgetter(EID)
+_ORDER = operator.itemgetter(TS, EID)  # a user's events are kept sorted by this
 ROW_FIELDS: Final = (
     "ts",
     "event_id",
@@ -152,12 +153,10 @@ class UserState:
         row = event_row(event)
         row[FLAGS] = self._learn(row)
         key = (event.ts, event.event_id)
-        last = self.events[-1] if self.events else None
-        if last is None or key >= (last[TS], last[EID]):
+        if not self.events or key >= _ORDER(self.events[-1]):
             self.events.append(row)  # the usual case: events arrive in order
         else:
-            pos = bisect.bisect_right(self.events, key, key=lambda r: (r[TS], r[EID]))
-            self.events.insert(pos, row)
+            self.events.insert(bisect.bisect_right(self.events, key, key=_ORDER), row)
         self.first_ts = event.ts if not self.total else min(self.first_ts, event.ts)
         self.max_ts = max(self.max_ts, event.ts)
         self.total += 1

@@ -27,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from stream.alerts import Detection, to_alert
 from stream.batching import CoalescedTable
+from stream.bulk_take import take_batches
 from stream.churn import ChurnClock
 from stream.dlq import dead_letter
 from stream.errors import Action, as_rejection, decide
@@ -106,7 +107,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         result = apply_user_event(table.get(ev, ev.key), event, cfg, defer)
         if result.outcome == "late":
             raise Rejected("late", "field 'ts': event is older than the allowed lateness")
-        metrics.processed.labels(result.outcome).inc()
+        processed[result.outcome].inc()
         fired.extend((ev, det) for det in result.detections)
         if result.pending is not None:
             pending.append((ev, result.pending))
@@ -116,6 +117,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         if result.outcome == "added":
             table.mark(ev, ev.key)
 
+    processed = {o: metrics.processed.labels(o) for o in ("added", "duplicate")}
     churn_cfg = settings.churn_config()
     churn_clock = ChurnClock(churn_cfg.interval_ms)
 
@@ -145,8 +147,9 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         if result.outcome == "added":
             table.mark(ev, ev.key)
 
-    user_table = CoalescedTable(users, UserState.decode)
-    seller_table = CoalescedTable(sellers, SellerState.decode)
+    cache_size = settings.state_cache_size
+    user_table = CoalescedTable(users, UserState.decode, cache_size)
+    seller_table = CoalescedTable(sellers, SellerState.decode, cache_size)
 
     async def finish(table: CoalescedTable[Any], fired: list[tuple[Any, Detection]]) -> None:
         """Alerts are delivered before the state that records them is written: a crash in
@@ -211,7 +214,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
 
     @app.agent(events, name="fraudstream.events")
     async def user_agent(stream: Any) -> None:
-        async for batch in stream.take_events(batch_max, within=batch_wait):
+        async for batch in take_batches(stream, batch_max, batch_wait):
             started = time.perf_counter()
             await run_batch(batch, handle_event, user_table)
             metrics.consumed.inc(len(batch))
@@ -222,7 +225,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
 
     @app.agent(by_seller, name="fraudstream.sellers")
     async def seller_agent(stream: Any) -> None:
-        async for batch in stream.take_events(batch_max, within=batch_wait):
+        async for batch in take_batches(stream, batch_max, batch_wait):
             await run_batch(batch, handle_seller, seller_table)
             metrics.seller_records.inc(len(batch))
             metrics.micro_batch.labels("sellers").observe(len(batch))
@@ -230,7 +233,14 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     if settings.model is not None and settings.model_reload_seconds > 0:
         # Between micro-batches (one event loop): no batch sees two models.
         app.timer(settings.model_reload_seconds)(slot.reload_if_changed)
-    _add_views(app, metrics, users, sellers)
+
+    async def forget_cached_states(sender: Any, *args: Any, **kwargs: Any) -> None:
+        user_table.forget()
+        seller_table.forget()
+
+    app.on_partitions_revoked.connect(forget_cached_states)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(forget_cached_states)  # type: ignore[arg-type]
+    _add_views(app, metrics, user_table, seller_table)
     _add_monitoring(app, metrics, settings.topic(EVENTS), users, sellers)
     return app
 
@@ -248,7 +258,12 @@ def exit_on_crash() -> Iterator[None]:
         os._exit(EXIT_CRASH)
 
 
-def _add_views(app: faust.App, metrics: Metrics, users: Any, sellers: Any) -> None:
+def _add_views(
+    app: faust.App,
+    metrics: Metrics,
+    users: CoalescedTable[UserState],
+    sellers: CoalescedTable[SellerState],
+) -> None:
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
         headers = {"Content-Type": CONTENT_TYPE_PLAIN_0_0_4}
@@ -256,10 +271,9 @@ def _add_views(app: faust.App, metrics: Metrics, users: Any, sellers: Any) -> No
 
     @app.page("/users/{user_id}")
     async def user_view(web: Any, request: Any, user_id: str) -> Any:
-        raw = users.get(user_id.encode())
-        if raw is None:
+        state = users.peek(user_id.encode())
+        if state is None:
             return web.json({"error": "unknown user"}, status=404)
-        state = UserState.decode(raw)
         return web.json(
             {
                 "user_id": user_id,
@@ -272,10 +286,9 @@ def _add_views(app: faust.App, metrics: Metrics, users: Any, sellers: Any) -> No
 
     @app.page("/sellers/{seller_id}")
     async def seller_view(web: Any, request: Any, seller_id: str) -> Any:
-        raw = sellers.get(seller_id.encode())
-        if raw is None:
+        state = sellers.peek(seller_id.encode())
+        if state is None:
             return web.json({"error": "unknown seller"}, status=404)
-        state = SellerState.decode(raw)
         return web.json({"seller_id": seller_id, "max_ts": state.max_ts, "orders": state.orders})
 
 

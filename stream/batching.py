@@ -2,6 +2,9 @@
 
 Within a batch, each key's state is read once, threaded through its events in order, and
 written once at the end: one changelog message per key and batch instead of one per event.
+Decoded states stay cached across batches (least recently used first out), as the
+backtest keeps them in memory: this worker is the only writer of its partitions, so the
+cache is exact until a rebalance, which clears it (``forget``).
 
 Two Faust internals are used on purpose, because Faust's per-message table path (its
 producer buffer, about a third of a millisecond per write here) capped the worker near
@@ -9,7 +12,8 @@ producer buffer, about a third of a millisecond per write here) capped the worke
 
 - Faust routes a table access to the partition of the "current event"; inside a batch that
   would be the last event, so each access is made with its own event set as current.
-- The write goes to the RocksDB store directly and its changelog record through librdkafka,
+- The writes go to the RocksDB store directly, one write batch per partition, and their
+  changelog records through librdkafka,
   to the same topic, partition, key and value bytes that Faust itself would write, so Faust's
   recovery and standby replicas read it unchanged. The records are flushed before Faust
   commits offsets (see ``stream.app``), and the delivered changelog offsets are then
@@ -19,6 +23,7 @@ producer buffer, about a third of a millisecond per write here) capped the worke
 
 from __future__ import annotations
 
+import itertools
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +31,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from faust.streams import _current_event
 from faust.types import TP
+from rocksdict import WriteBatch
 
 from stream.output import KafkaOutput
 
@@ -49,19 +55,38 @@ S = TypeVar("S", bound=Codec)
 class CoalescedTable(Generic[S]):
     """Decoded states read through from a Faust table, written back once per batch."""
 
-    def __init__(self, table: Any, decode: Callable[[bytes | None], S]) -> None:
+    def __init__(
+        self, table: Any, decode: Callable[[bytes | None], S], cache_size: int = 4096
+    ) -> None:
         self._table = table
         self._decode = decode
-        self._cache: dict[bytes, S] = {}
-        self._dirty: dict[bytes, Any] = {}  # key -> the event whose partition owns it
+        self._cache_size = cache_size
+        self._cache: dict[bytes, S] = {}  # least recently used first
+        self._dirty: dict[bytes, int] = {}  # key -> the partition that owns it
 
     def get(self, event: Any, key: bytes) -> S:
-        state = self._cache.get(key)
+        cache = self._cache
+        state = cache.pop(key, None)
         if state is None:
             with as_current(event):
                 state = self._decode(self._table.get(key))
-            self._cache[key] = state
+        cache[key] = state
         return state
+
+    def peek(self, key: bytes) -> S | None:
+        """The current state of ``key`` if this worker holds it, for read-only views."""
+        state = self._cache.get(key)
+        if state is not None:
+            return state
+        raw = self._table.get(key)
+        return None if raw is None else self._decode(raw)
+
+    def forget(self) -> None:
+        """Drop cached states: after a rebalance the store may hold newer ones (recovered
+        from the changelog) or belong to another worker. A batch in hand keeps the states
+        it changed: it writes them back before its events are acknowledged."""
+        dirty = self._dirty
+        self._cache = {k: v for k, v in self._cache.items() if k in dirty}
 
     def keys_in(self, partition: int) -> list[bytes]:
         """Keys this worker holds in ``partition``: stored ones and this batch's new ones."""
@@ -69,28 +94,34 @@ class CoalescedTable(Generic[S]):
         db = store._db_for_partition(partition)
         stored = [k for k in db.keys() if k != store.offset_key]  # noqa: SIM118 - a RocksDB handle
         known = set(stored)
-        fresh = [
-            k
-            for k, ev in self._dirty.items()
-            if ev.message.partition == partition and k not in known
-        ]
+        fresh = [k for k, p in self._dirty.items() if p == partition and k not in known]
         return stored + fresh
 
     def mark(self, event: Any, key: bytes) -> None:
         """The state of ``key`` changed while handling ``event``."""
-        self._dirty[key] = event
+        self._dirty[key] = event.message.partition
 
     def write_back(self, out: KafkaOutput) -> int:
-        """Write changed states locally, queue their changelog records, forget the batch."""
+        """Write changed states locally, queue their changelog records, trim the cache."""
         written = len(self._dirty)
+        store = self._table.data
         topic = self._table.changelog_topic.get_topic_name()
-        for key, event in self._dirty.items():
+        batches: dict[int, WriteBatch] = {}
+        for key, partition in self._dirty.items():
             value = self._cache[key].encode()
-            with as_current(event):
-                self._table.data[key] = value
-            out.send(topic, key, value, partition=event.message.partition)
+            batch = batches.get(partition)
+            if batch is None:
+                batch = batches[partition] = WriteBatch(raw_mode=True)
+            batch.put(key, value)
+            # Faust's own bookkeeping of which partition holds a key (``Store._set``).
+            store._key_index[key] = partition
+            out.send(topic, key, value, partition=partition)
+        for partition, batch in batches.items():
+            store._db_for_partition(partition).write(batch)
         self._dirty.clear()
-        self._cache.clear()
+        cache = self._cache
+        for key in list(itertools.islice(cache, max(0, len(cache) - self._cache_size))):
+            del cache[key]
         return written
 
     def persist_offsets(self, out: KafkaOutput) -> None:

@@ -26,6 +26,9 @@ class KafkaOutput:
             "partitioner": "murmur2_random",
             "linger.ms": 1,
             "enable.idempotence": True,
+            # State records are JSON of up to a few hundred events: lz4 cuts what the
+            # broker stores and serves back on recovery several times over.
+            "compression.type": "lz4",
         }
         config.update(extra or {})
         self._producer = Producer(config)

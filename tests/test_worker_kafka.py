@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,3 +163,45 @@ def test_churn_clock_alerts_an_inactive_user(kafka_broker: str, tmp_path: Path) 
         assert alerts[0]["event_id"] == "q19" and alerts[0]["score"] >= alerts[0]["threshold"]
     finally:
         worker.stop()
+
+
+def test_partitions_moving_between_workers_keep_every_users_state(
+    kafka_broker: str, tmp_path: Path
+) -> None:
+    """A worker that hands partitions to a second one and takes them back must not reuse
+    the states it held before: the other worker changed them meanwhile."""
+    users = [f"r{i}" for i in range(24)]
+    rounds = [
+        [
+            ev(u, "item_view", T0 + (r * 100 + i) * 1000, event_id=f"r{r}-{i}-{u}")
+            for i in range(3)
+            for u in users
+        ]
+        for r in range(3)
+    ]
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    first = WorkerProcess(kafka_broker, tmp_path / "a", prefix=prefix).start()
+    second = WorkerProcess(kafka_broker, tmp_path / "b", prefix=prefix)
+    consumed = "fraudstream_events_consumed_total"
+    try:
+        produce_events(kafka_broker, first.topic("events"), rounds[0])
+        first.wait_metric(consumed, len(rounds[0]))
+        second.start()
+        second.wait_metric("fraudstream_rebalances_total", 1)
+        produce_events(kafka_broker, first.topic("events"), rounds[1])
+        # Both workers must have taken part in the second round.
+        second.wait_metric(consumed, 1)
+        deadline = time.monotonic() + 120
+        while first.metric(consumed) + second.metric(consumed) < 2 * len(rounds[0]):
+            assert time.monotonic() < deadline, first.log_tail()
+            time.sleep(0.3)
+        second.stop()  # its partitions go back to the first worker
+        produce_events(kafka_broker, first.topic("events"), rounds[2])
+        for user in users:
+            state = wait_user(first, user, 9, timeout=120)
+            assert state["total"] == 9, (user, state["total"])
+            ids = [e["event_id"] for e in state["events"]]
+            assert ids == sorted(ids, key=lambda i: (int(i[1]), int(i.split("-")[1])))
+    finally:
+        second.stop()
+        first.stop()

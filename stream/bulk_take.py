@@ -9,10 +9,9 @@ form by themselves under load and a lone event is handled at once when traffic i
 
 It does per event what Faust's stream iterator does (``faust/_cython/streams.pyx``):
 skip events of an older consumer generation or while flow control is suspended (a
-rebalance is in progress), track the message as unacked and call the sensors. The events
-of a batch are acknowledged when its taker says so (``Batch.ack``), which may be after the
-next batch is taken (``stream.write_behind``): offsets are committed only for events
-whose effects are stored, and a rebalance waits for every batch not yet acknowledged.
+rebalance is in progress), track the message as unacked, call the sensors, and ack the
+event after the batch has been handled. So offsets are committed only for handled events,
+and a rebalance waits for the batch in hand, exactly as with ``take_events``.
 """
 
 from __future__ import annotations
@@ -22,20 +21,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 
-class Batch:
-    """Up to ``max_`` events taken together; ``ack`` them once they are fully handled."""
-
-    __slots__ = ("_states", "_stream", "events")
-
-    def __init__(self, stream: Any, events: list[Any], states: list[Any]) -> None:
-        self._stream, self.events, self._states = stream, events, states
-
-    def ack(self) -> None:
-        _ack(self._stream, self.events, self._states)
-
-
-async def take_batches(stream: Any, max_: int, linger_s: float = 0.0) -> AsyncIterator[Batch]:
-    """Yield batches of up to ``max_`` events each; the taker acknowledges each one.
+async def take_batches(stream: Any, max_: int, linger_s: float = 0.0) -> AsyncIterator[list[Any]]:
+    """Yield lists of up to ``max_`` events; each list is acked when the next is asked for.
 
     With ``linger_s`` a batch that is not full waits that long once for more events."""
     app, channel = stream.app, stream.channel
@@ -64,8 +51,11 @@ async def take_batches(stream: Any, max_: int, linger_s: float = 0.0) -> AsyncIt
             taken = []
             _ack(stream, skipped, [None] * len(skipped))
             if batch:
-                stream.events_total += len(batch)
-                yield Batch(stream, batch, states)
+                try:
+                    stream.events_total += len(batch)
+                    yield batch
+                finally:
+                    _ack(stream, batch, states)
             # Let the consumer and the conductor run between batches, as they must to
             # fill the queue, even when it never runs dry.
             await asyncio.sleep(0)

@@ -3,8 +3,8 @@
 Values are compact positional JSON arrays (no repeated key names, event type as a small
 integer). A user's window keeps at most ``max_events`` events no older than ``max_age_ms``
 before the newest one; events up to ``allowed_lateness_ms`` behind the newest are placed
-in order, older ones are refused as late. A repeated ``event_id`` inside the window is a
-duplicate and changes nothing, which makes at-least-once redelivery idempotent.
+in order, older ones are refused as late. A repeated ``event_id`` inside the window, however
+old, is a duplicate and changes nothing, which makes at-least-once redelivery idempotent.
 """
 
 from __future__ import annotations
@@ -147,7 +147,9 @@ class UserState:
     def add(self, event: Event, limits: StateLimits) -> Outcome:
         """Insert in event-time order, enforcing lateness, de-duplication and the bounds."""
         if self.total and event.ts < self.max_ts - limits.allowed_lateness_ms:
-            return "late"
+            # A redelivery after a restart may be far behind the stored state: an event the
+            # window still holds is a duplicate, not a late arrival for the dead letters.
+            return "duplicate" if self.has_event(event.event_id) else "late"
         if self.has_event(event.event_id):
             return "duplicate"
         row = event_row(event)

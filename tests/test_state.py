@@ -57,6 +57,15 @@ def test_too_late_event_is_refused() -> None:
     assert ids(state) == ["b"]
 
 
+def test_redelivered_event_behind_the_lateness_is_a_duplicate_not_late() -> None:
+    state = UserState()
+    add(state, ts=T0, event_id="a")
+    add(state, ts=T0 + 120_000, event_id="b")  # the state moved on past the lateness
+    assert add(state, ts=T0, event_id="a") == "duplicate"
+    assert add(state, ts=T0 + 1, event_id="new-but-late") == "late"
+    assert ids(state) == ["a", "b"]
+
+
 def test_repeated_event_id_is_ignored() -> None:
     state = UserState()
     assert add(state, ts=T0, event_id="a") == "added"

@@ -27,7 +27,6 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from stream.alerts import Detection, to_alert
 from stream.batching import CoalescedTable
-from stream.bulk_take import take_batches
 from stream.churn import ChurnClock
 from stream.dlq import dead_letter
 from stream.errors import Action, as_rejection, decide
@@ -214,7 +213,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
 
     @app.agent(events, name="fraudstream.events")
     async def user_agent(stream: Any) -> None:
-        async for batch in take_batches(stream, batch_max, batch_wait):
+        async for batch in stream.take_events(batch_max, within=batch_wait):
             started = time.perf_counter()
             await run_batch(batch, handle_event, user_table)
             metrics.consumed.inc(len(batch))
@@ -225,7 +224,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
 
     @app.agent(by_seller, name="fraudstream.sellers")
     async def seller_agent(stream: Any) -> None:
-        async for batch in take_batches(stream, batch_max, batch_wait):
+        async for batch in stream.take_events(batch_max, within=batch_wait):
             await run_batch(batch, handle_seller, seller_table)
             metrics.seller_records.inc(len(batch))
             metrics.micro_batch.labels("sellers").observe(len(batch))

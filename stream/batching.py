@@ -13,12 +13,11 @@ producer buffer, about a third of a millisecond per write here) capped the worke
 - Faust routes a table access to the partition of the "current event"; inside a batch that
   would be the last event, so each access is made with its own event set as current.
 - The writes go to the RocksDB store directly, one write batch per partition, and their
-  changelog records through librdkafka,
-  to the same topic, partition, key and value bytes that Faust itself would write, so Faust's
-  recovery and standby replicas read it unchanged. The records are flushed before Faust
-  commits offsets (see ``stream.app``), and the delivered changelog offsets are then
-  persisted in the store exactly as Faust's own delivery callback does, so a restart
-  replays only the changelog tail.
+  changelog records through librdkafka, to the same topic, partition, key and value bytes
+  that Faust itself would write, so Faust's recovery and standby replicas read them
+  unchanged. The records are flushed before Faust commits offsets (see ``stream.app``),
+  and the delivered changelog offsets are then persisted in the store exactly as Faust's
+  own delivery callback does, so a restart replays only the changelog tail.
 """
 
 from __future__ import annotations

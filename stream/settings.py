@@ -52,8 +52,7 @@ class Settings(BaseSettings):
     # Churn: users are scored each time their partition's event-time clock passes a tick.
     churn_interval_hours: float = Field(default=24, gt=0)
     churn_threshold: float = Field(default=0.9, ge=0, le=1)
-    # Micro-batches: up to batch_max of the events already queued; one that is not full
-    # waits batch_wait_ms once for more.
+    # Micro-batches: up to batch_max events, waiting at most batch_wait_ms for more.
     batch_max: int = Field(default=500, ge=1)
     batch_wait_ms: float = Field(default=2.0, ge=0)
     # Decoded user and seller states kept in memory between micro-batches, per table.

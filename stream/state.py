@@ -146,12 +146,12 @@ class UserState:
 
     def add(self, event: Event, limits: StateLimits) -> Outcome:
         """Insert in event-time order, enforcing lateness, de-duplication and the bounds."""
-        if self.total and event.ts < self.max_ts - limits.allowed_lateness_ms:
-            # A redelivery after a restart may be far behind the stored state: an event the
-            # window still holds is a duplicate, not a late arrival for the dead letters.
-            return "duplicate" if self.has_event(event.event_id) else "late"
+        # Duplicates first: a redelivery after a restart may be far behind the stored state,
+        # and an event the window still holds is not a late arrival for the dead letters.
         if self.has_event(event.event_id):
             return "duplicate"
+        if self.total and event.ts < self.max_ts - limits.allowed_lateness_ms:
+            return "late"
         row = event_row(event)
         row[FLAGS] = self._learn(row)
         key = (event.ts, event.event_id)

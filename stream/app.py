@@ -25,8 +25,10 @@ import faust
 import orjson
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
+from stream import seek_guard
 from stream.alerts import Detection, to_alert
 from stream.batching import CoalescedTable
+from stream.bulk_take import take_batches
 from stream.churn import ChurnClock
 from stream.dlq import dead_letter
 from stream.errors import Action, as_rejection, decide
@@ -59,11 +61,13 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         topic_partitions=partitions,
         processing_guarantee="at_least_once",
         broker_commit_interval=settings.commit_interval_seconds,
+        broker_session_timeout=settings.session_timeout_seconds,
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=60.0,
         producer_linger=settings.producer_linger_ms / 1000.0,
         **faust_app_kwargs(settings),
     )
+    seek_guard.install(app)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.topic(EVENTS), partitions=partitions, **raw)
     by_seller = app.topic(settings.topic(BY_SELLER), partitions=partitions, **raw)
@@ -213,7 +217,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
 
     @app.agent(events, name="fraudstream.events")
     async def user_agent(stream: Any) -> None:
-        async for batch in stream.take_events(batch_max, within=batch_wait):
+        async for batch in take_batches(stream, batch_max, batch_wait):
             started = time.perf_counter()
             await run_batch(batch, handle_event, user_table)
             metrics.consumed.inc(len(batch))
@@ -224,7 +228,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
 
     @app.agent(by_seller, name="fraudstream.sellers")
     async def seller_agent(stream: Any) -> None:
-        async for batch in stream.take_events(batch_max, within=batch_wait):
+        async for batch in take_batches(stream, batch_max, batch_wait):
             await run_batch(batch, handle_seller, seller_table)
             metrics.seller_records.inc(len(batch))
             metrics.micro_batch.labels("sellers").observe(len(batch))

@@ -47,12 +47,16 @@ class Settings(BaseSettings):
     fraud_cooldown_seconds: float = Field(default=3600, ge=0)
     brushing_cooldown_seconds: float = Field(default=6 * 3600, gt=0)
     commit_interval_seconds: float = Field(default=1.0, gt=0)
+    # How long the group waits for a silent worker (killed, or stuck) before its partitions
+    # move; heartbeats go every 3 s, and brokers refuse less than 6 s by default.
+    session_timeout_seconds: float = Field(default=60.0, ge=6)
     # Batches changelog and seller-topic writes; alerts wait at most this long too.
     producer_linger_ms: float = Field(default=2.0, ge=0)
     # Churn: users are scored each time their partition's event-time clock passes a tick.
     churn_interval_hours: float = Field(default=24, gt=0)
     churn_threshold: float = Field(default=0.9, ge=0, le=1)
-    # Micro-batches: up to batch_max events, waiting at most batch_wait_ms for more.
+    # Micro-batches: up to batch_max of the events already queued; one that is not full
+    # waits batch_wait_ms once for more.
     batch_max: int = Field(default=500, ge=1)
     batch_wait_ms: float = Field(default=2.0, ge=0)
     # Decoded user and seller states kept in memory between micro-batches, per table.

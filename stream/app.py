@@ -28,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from stream import seek_guard
 from stream.alerts import Detection, to_alert
 from stream.batching import CoalescedTable
-from stream.bulk_take import take_batches
+from stream.bulk_take import Batch, take_batches
 from stream.churn import ChurnClock
 from stream.dlq import dead_letter
 from stream.errors import Action, as_rejection, decide
@@ -43,6 +43,7 @@ from stream.security import faust_app_kwargs
 from stream.settings import Settings
 from stream.state import SellerState, UserState, row_to_dict
 from stream.topics import ALERT_TOPICS, BY_SELLER, DEAD_LETTERS, EVENTS
+from stream.write_behind import WriteBehind
 
 log = logging.getLogger("fraudstream")
 EXIT_CRASH = 70  # EX_SOFTWARE: a supervisor should restart the worker
@@ -62,6 +63,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         processing_guarantee="at_least_once",
         broker_commit_interval=settings.commit_interval_seconds,
         broker_session_timeout=settings.session_timeout_seconds,
+        broker_max_poll_records=settings.max_poll_records,
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=60.0,
         producer_linger=settings.producer_linger_ms / 1000.0,
@@ -154,27 +156,38 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     user_table = CoalescedTable(users, UserState.decode, cache_size)
     seller_table = CoalescedTable(sellers, SellerState.decode, cache_size)
 
-    async def finish(table: CoalescedTable[Any], fired: list[tuple[Any, Detection]]) -> None:
-        """Alerts are delivered before the state that records them is written: a crash in
-        between repeats an alert (same id), never loses one. Everything else is flushed
-        before offsets are committed (``flush_before_commit``)."""
-        if fired:
-            for _, det in fired:
-                alert = to_alert(det, slot.version)
-                value = orjson.dumps(alert)
-                alerts_out.send(alert_topics[det.kind], det.subject_id.encode(), value)
-            await alerts_out.flush()
-            now = time.time()
-            for ev, det in fired:
-                metrics.alerts.labels(det.kind).inc()
-                latency = max(0.0, now - ev.message.timestamp)
-                metrics.event_to_alert.labels(det.kind).observe(latency)
-        table.write_back(out)
+    behind = WriteBehind(alerts_out)
+
+    def finish(
+        table: CoalescedTable[Any], fired: list[tuple[Any, Detection]], batch: Batch
+    ) -> None:
+        """Send the batch's alerts; once they are delivered, write the states it changed and
+        acknowledge its events (``stream.write_behind``). A crash in between repeats an
+        alert (same id), never loses one."""
+        version = slot.version
+        alerts = [
+            (alert_topics[d.kind], d.subject_id.encode(), orjson.dumps(to_alert(d, version)))
+            for _, d in fired
+        ]
+        writes = table.collect()
+
+        def done() -> None:
+            table.apply(writes, out)
+            batch.ack()
+            if fired:
+                now = time.time()
+                for ev, det in fired:
+                    metrics.alerts.labels(det.kind).inc()
+                    latency = max(0.0, now - ev.message.timestamp)
+                    metrics.event_to_alert.labels(det.kind).observe(latency)
+
+        behind.submit(alerts, done)
 
     faust_flush = app.producer.flush
 
     async def flush_before_commit() -> None:
-        await alerts_out.flush()
+        with exit_on_crash():
+            await behind.drain()
         await out.flush()
         user_table.persist_offsets(out)
         seller_table.persist_offsets(out)
@@ -200,12 +213,12 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
             out.send(seller_topic, seller_id.encode(), orjson.dumps(row))
         return [(ev, det) for (ev, _), dets in zip(pending, found, strict=True) for det in dets]
 
-    async def run_batch(batch: list[Any], handle: Any, table: CoalescedTable[Any]) -> None:
+    def run_batch(batch: Batch, handle: Any, table: CoalescedTable[Any]) -> None:
         """Handle each message (bad ones to the dead-letter topic), then finish the batch."""
         fired: list[tuple[Any, Detection]] = []
         pending: list[tuple[Any, PendingFraud]] = []
         with exit_on_crash():
-            for ev in batch:
+            for ev in batch.events:
                 try:
                     handle(ev, table, fired, pending)
                 except Exception as exc:
@@ -213,25 +226,33 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
                         raise
                     reject(ev, exc)
             fired.extend(decide_pending(pending))
-            await finish(table, fired)
+            finish(table, fired, batch)
 
     @app.agent(events, name="fraudstream.events")
     async def user_agent(stream: Any) -> None:
         async for batch in take_batches(stream, batch_max, batch_wait):
             started = time.perf_counter()
-            await run_batch(batch, handle_event, user_table)
-            metrics.consumed.inc(len(batch))
-            metrics.micro_batch.labels("events").observe(len(batch))
+            run_batch(batch, handle_event, user_table)
+            size = len(batch.events)
+            metrics.consumed.inc(size)
+            metrics.micro_batch.labels("events").observe(size)
             elapsed = time.perf_counter() - started
-            for _ in batch:
+            for _ in range(size):
                 metrics.processing.observe(elapsed)
 
     @app.agent(by_seller, name="fraudstream.sellers")
     async def seller_agent(stream: Any) -> None:
         async for batch in take_batches(stream, batch_max, batch_wait):
-            await run_batch(batch, handle_seller, seller_table)
-            metrics.seller_records.inc(len(batch))
-            metrics.micro_batch.labels("sellers").observe(len(batch))
+            run_batch(batch, handle_seller, seller_table)
+            metrics.seller_records.inc(len(batch.events))
+            metrics.micro_batch.labels("sellers").observe(len(batch.events))
+
+    @app.timer(0.05)  # type: ignore[untyped-decorator]
+    async def finish_delivered() -> None:
+        """Batches whose alerts were delivered while no new batch came in."""
+        if len(behind):
+            with exit_on_crash():
+                behind.complete_ready()
 
     if settings.model is not None and settings.model_reload_seconds > 0:
         # Between micro-batches (one event loop): no batch sees two models.

@@ -51,8 +51,12 @@ class Codec(Protocol):
 S = TypeVar("S", bound=Codec)
 
 
+Write = tuple[int, bytes, bytes]  # partition, key, encoded state
+
+
 class CoalescedTable(Generic[S]):
-    """Decoded states read through from a Faust table, written back once per batch."""
+    """Decoded states read through from a Faust table; a batch's changes are encoded when it
+    ends (``collect``) and written when its alerts are out (``apply``)."""
 
     def __init__(
         self, table: Any, decode: Callable[[bytes | None], S], cache_size: int = 4096
@@ -62,6 +66,8 @@ class CoalescedTable(Generic[S]):
         self._cache_size = cache_size
         self._cache: dict[bytes, S] = {}  # least recently used first
         self._dirty: dict[bytes, int] = {}  # key -> the partition that owns it
+        # Keys collected but not yet applied -> [partition, how many pending writes].
+        self._unwritten: dict[bytes, list[int]] = {}
 
     def get(self, event: Any, key: bytes) -> S:
         cache = self._cache
@@ -82,32 +88,46 @@ class CoalescedTable(Generic[S]):
 
     def forget(self) -> None:
         """Drop cached states: after a rebalance the store may hold newer ones (recovered
-        from the changelog) or belong to another worker. A batch in hand keeps the states
-        it changed: it writes them back before its events are acknowledged."""
-        dirty = self._dirty
-        self._cache = {k: v for k, v in self._cache.items() if k in dirty}
+        from the changelog) or belong to another worker. States changed but not yet
+        written stay: their batches write them before acknowledging their events."""
+        keep = self._dirty.keys() | self._unwritten.keys()
+        self._cache = {k: v for k, v in self._cache.items() if k in keep}
 
     def keys_in(self, partition: int) -> list[bytes]:
-        """Keys this worker holds in ``partition``: stored ones and this batch's new ones."""
+        """Keys this worker holds in ``partition``: stored ones and not yet written ones."""
         store = self._table.data
         db = store._db_for_partition(partition)
         stored = [k for k in db.keys() if k != store.offset_key]  # noqa: SIM118 - a RocksDB handle
         known = set(stored)
         fresh = [k for k, p in self._dirty.items() if p == partition and k not in known]
+        known.update(fresh)
+        fresh += [k for k, (p, _) in self._unwritten.items() if p == partition and k not in known]
         return stored + fresh
 
     def mark(self, event: Any, key: bytes) -> None:
         """The state of ``key`` changed while handling ``event``."""
         self._dirty[key] = event.message.partition
 
-    def write_back(self, out: KafkaOutput) -> int:
-        """Write changed states locally, queue their changelog records, trim the cache."""
-        written = len(self._dirty)
+    def collect(self) -> list[Write]:
+        """Encode the states this batch changed, as they are now."""
+        writes = [(p, key, self._cache[key].encode()) for key, p in self._dirty.items()]
+        unwritten = self._unwritten
+        for p, key, _ in writes:
+            pending = unwritten.get(key)
+            if pending is None:
+                unwritten[key] = [p, 1]
+            else:
+                pending[1] += 1
+        self._dirty.clear()
+        return writes
+
+    def apply(self, writes: list[Write], out: KafkaOutput) -> None:
+        """Write collected states locally, queue their changelog records, trim the cache."""
         store = self._table.data
         topic = self._table.changelog_topic.get_topic_name()
         batches: dict[int, WriteBatch] = {}
-        for key, partition in self._dirty.items():
-            value = self._cache[key].encode()
+        unwritten = self._unwritten
+        for partition, key, value in writes:
             batch = batches.get(partition)
             if batch is None:
                 batch = batches[partition] = WriteBatch(raw_mode=True)
@@ -115,13 +135,26 @@ class CoalescedTable(Generic[S]):
             # Faust's own bookkeeping of which partition holds a key (``Store._set``).
             store._key_index[key] = partition
             out.send(topic, key, value, partition=partition)
+            pending = unwritten[key]
+            pending[1] -= 1
+            if not pending[1]:
+                del unwritten[key]
         for partition, batch in batches.items():
             store._db_for_partition(partition).write(batch)
-        self._dirty.clear()
+        self._trim()
+
+    def _trim(self) -> None:
+        """Evict the least recently used states beyond the cache size; a state whose change
+        is not written yet stays, or a read would find the older one in the store."""
         cache = self._cache
-        for key in list(itertools.islice(cache, max(0, len(cache) - self._cache_size))):
+        excess = len(cache) - self._cache_size
+        if excess <= 0:
+            return
+        busy = self._dirty.keys() | self._unwritten.keys()
+        for key in [k for k in itertools.islice(cache, excess + len(busy)) if k not in busy][
+            :excess
+        ]:
             del cache[key]
-        return written
 
     def persist_offsets(self, out: KafkaOutput) -> None:
         """After a flush: record how far the changelog is known to be delivered."""

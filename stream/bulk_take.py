@@ -9,11 +9,13 @@ form by themselves under load and a lone event is handled at once when traffic i
 
 It does per event what Faust's stream iterator does (``faust/streams.py``): skip events
 of an older consumer generation or while flow control is suspended (a rebalance is in
-progress), track the message as unacked, call the sensors, and ack the event after the
-batch has been handled. One difference: Faust acks the events it skips, and an ack lets
-the next commit pass the event although nothing handled it; here a skipped event is left
-unacked, so commits stop below it until the copy fetched after the rebalance's seek has
-been handled.
+progress), track the message as unacked and call the sensors. The events of a batch are
+acknowledged when its taker says so (``Batch.ack``), which may be after the next batch is
+taken (``stream.write_behind``): offsets are committed only for events whose effects are
+stored, and a rebalance waits for every batch not yet acknowledged. One difference: Faust
+acks the events it skips, and an ack lets the next commit pass the event although nothing
+handled it; here a skipped event is left unacked, so commits stop below it until the copy
+fetched after the rebalance's seek has been handled.
 """
 
 from __future__ import annotations
@@ -23,8 +25,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 
-async def take_batches(stream: Any, max_: int, linger_s: float = 0.0) -> AsyncIterator[list[Any]]:
-    """Yield lists of up to ``max_`` events; each list is acked when the next is asked for.
+class Batch:
+    """Up to ``max_`` events taken together; ``ack`` them once they are fully handled."""
+
+    __slots__ = ("_states", "_stream", "events")
+
+    def __init__(self, stream: Any, events: list[Any], states: list[Any]) -> None:
+        self._stream, self.events, self._states = stream, events, states
+
+    def ack(self) -> None:
+        _ack(self._stream, self.events, self._states)
+
+
+async def take_batches(stream: Any, max_: int, linger_s: float = 0.0) -> AsyncIterator[Batch]:
+    """Yield batches of up to ``max_`` events each; the taker acknowledges each one.
 
     With ``linger_s`` a batch that is not full waits that long once for more events."""
     app, channel = stream.app, stream.channel
@@ -52,11 +66,8 @@ async def take_batches(stream: Any, max_: int, linger_s: float = 0.0) -> AsyncIt
             batch, states = _admit(stream, taken, acking_topics, add_unacked)
             taken = []
             if batch:
-                try:
-                    stream.events_total += len(batch)
-                    yield batch
-                finally:
-                    _ack(stream, batch, states)
+                stream.events_total += len(batch)
+                yield Batch(stream, batch, states)
             # Let the consumer and the conductor run between batches, as they must to
             # fill the queue, even when it never runs dry.
             await asyncio.sleep(0)

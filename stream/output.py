@@ -9,6 +9,8 @@ committed: a crash may then repeat an output (same ids), never lose one.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, Producer
@@ -44,6 +46,14 @@ class KafkaOutput:
         if msg.offset() > self._offsets.get(tp, -1):
             self._offsets[tp] = msg.offset()
 
+    def _report(self, then: Callable[[KafkaError | None], None], err: Any, msg: Any) -> None:
+        self._on_delivery(err, msg)
+        then(err)
+
+    def poll(self) -> None:
+        """Serve delivery reports that have arrived, without waiting."""
+        self._producer.poll(0)
+
     def take_offsets(self, topic: str) -> dict[int, int]:
         """Pop the delivered offsets of ``topic``, by partition."""
         taken = {tp: off for tp, off in self._offsets.items() if tp[0] == topic}
@@ -51,11 +61,20 @@ class KafkaOutput:
             del self._offsets[tp]
         return {partition: off for (_, partition), off in taken.items()}
 
-    def send(self, topic: str, key: bytes | None, value: bytes, partition: int = -1) -> None:
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int = -1,
+        then: Callable[[KafkaError | None], None] | None = None,
+    ) -> None:
+        """Queue a message; ``then`` gets its delivery error (None when delivered)."""
+        callback = self._on_delivery if then is None else partial(self._report, then)
         while True:
             try:
                 self._producer.produce(
-                    topic, key=key, value=value, partition=partition, on_delivery=self._on_delivery
+                    topic, key=key, value=value, partition=partition, on_delivery=callback
                 )
                 return
             except BufferError:  # local queue full: serve callbacks, then retry

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # waits batch_wait_ms once for more.
     batch_max: int = Field(default=500, ge=1)
     batch_wait_ms: float = Field(default=2.0, ge=0)
+    # Records per consumer poll: small polls keep events flowing to the agents evenly,
+    # instead of bursts of many thousands that stall them while they are decoded.
+    max_poll_records: int = Field(default=500, ge=1)
     # Decoded user and seller states kept in memory between micro-batches, per table.
     state_cache_size: int = Field(default=4096, ge=0)
     # Kafka security for real clusters (see stream.security); secrets are never printed.

@@ -2,9 +2,10 @@
 
 After a rebalance Faust's recovery lets the fetch loop run while it restores the tables,
 so stream events can reach the agents' queues before it seeks the stream partitions to
-their committed offsets; right after that seek it clears those queues. Two holes remain,
-both seen as events that a restarted worker never handled (tests/test_worker_kafka.py,
-``test_kill_9_mid_stream_loses_no_state``):
+their committed offsets; right after that seek it clears those queues. That leaves two
+holes. The first made a restarted worker skip events (tests/test_worker_kafka.py,
+``test_kill_9_mid_stream_loses_no_state``, about 1 run in 10); the second is the same
+window, narrower:
 
 - aiokafka seeks only partitions with a committed offset above 0. A partition the group
   has never committed keeps its fetch position, so the events cleared from the queues are

@@ -44,7 +44,7 @@ from model.features import (
 
 DAY_MS = 86_400_000
 FRAUD, BRUSHING, CHURN = range(3)
-# As the stream's churn rule (stream.churn.ChurnConfig): too little history says nothing.
+# As the stream's churn rule (stream.detect.churn.ChurnConfig): too little history says nothing.
 CHURN_MIN_EVENTS = 5
 
 
@@ -97,8 +97,8 @@ def read_events(path: Path) -> tuple[dict[str, list[dict[str, Any]]], int]:
     ``event_row``, ``row_to_dict``), so training sees exactly the fields and values the
     worker hands to ``encode_sequence``. Lines the stream would dead-letter are skipped.
     """
-    from stream.schema import Rejected, parse_event
-    from stream.state import event_row, row_to_dict
+    from stream.core.schema import Rejected, parse_event
+    from stream.core.state import event_row, row_to_dict
 
     users: dict[str, list[dict[str, Any]]] = defaultdict(list)
     rejected = 0
@@ -118,7 +118,7 @@ def read_events(path: Path) -> tuple[dict[str, list[dict[str, Any]]], int]:
 
 
 def _label_ts(value: Any) -> int:
-    from stream.timeutil import parse_ts
+    from stream.core.timeutil import parse_ts
 
     return parse_ts(value) if value is not None else 0
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from stream.schema import EVENT_TYPES as SCHEMA_EVENT_TYPES
+from stream.core.schema import EVENT_TYPES as SCHEMA_EVENT_TYPES
 
 # One list of event types for the stream and the model: the schema's.
 EVENT_TYPES: tuple[str, ...] = SCHEMA_EVENT_TYPES

@@ -1,6 +1,6 @@
 """Scores of the streaming core's rules at the same scoring points, for comparison.
 
-Events are replayed in event time through ``stream.processor`` exactly as the worker
+Events are replayed in event time through ``stream.detect.processor`` exactly as the worker
 would process them, except that alert cool-downs are switched off so every decision is
 scored on its own (a cool-down hides repeats from people, not from a metric).
 """
@@ -18,10 +18,10 @@ def rule_scores(events_path: Path, since_ms: int) -> dict[str, dict[str, float]]
     """``{kind: {event_id: rule score}}`` for fraud and brushing detections at or after
     ``since_ms`` (events without a detection score 0), and ``{"churn": {churn_key: score}}``
     for the churn rule at each clock tick from ``since_ms`` on."""
-    from stream.churn import ChurnClock, ChurnConfig, churn_score
-    from stream.processor import DetectorConfig, process_seller_record, process_user_event
-    from stream.schema import Event, Rejected, parse_event
-    from stream.state import UserState
+    from stream.core.schema import Event, Rejected, parse_event
+    from stream.core.state import UserState
+    from stream.detect.churn import ChurnClock, ChurnConfig, churn_score
+    from stream.detect.processor import DetectorConfig, process_seller_record, process_user_event
 
     # 1 ms, not 0: the brushing cool-down also sizes the window named in alert ids.
     cfg = DetectorConfig(fraud_cooldown_ms=1, brushing_cooldown_ms=1)

@@ -28,10 +28,10 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Producer
 
-from stream import broker as local_broker
-from stream.topics import ensure_topics
-from stream.traffic import LiveTraffic
-from stream.workerproc import WorkerProcess
+from stream.local import broker as local_broker
+from stream.local.traffic import LiveTraffic
+from stream.local.workerproc import WorkerProcess
+from stream.runtime.topics import ensure_topics
 
 PARTITIONS = 8
 # The latency run's producer batches for up to 5 ms, as production producers do: one
@@ -102,7 +102,7 @@ def consumer_loop(bootstrap: str, topic: str, n: int) -> dict[str, float]:
 
 
 def passthrough_agent(bootstrap: str, topic: str, n: int) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "stream.passthrough", bootstrap, topic, str(n)]
+    cmd = [sys.executable, "-m", "stream.runtime.passthrough", bootstrap, topic, str(n)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=True)
     # The JSON line is last; Faust may put terminal control codes before it.
     result: dict[str, float] = orjson.loads(done.stdout[done.stdout.rindex("{") :].strip())

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from model.cli import register as register_model
 from stream import __version__
-from stream.backtest import register as register_backtest
-from stream.cliutil import CommandError, add_option, fail
-from stream.evaluate import register as register_evaluate
+from stream.core.cliutil import CommandError, add_option, fail
+from stream.offline.backtest import register as register_backtest
+from stream.offline.evaluate import register as register_evaluate
 from stream.simulate.cli import register as register_simulate
 
 
 def _broker_start(args: argparse.Namespace) -> int:
-    from stream.broker import BrokerConfig, start
+    from stream.local.broker import BrokerConfig, start
 
     cfg = BrokerConfig(data_dir=Path(args.data_dir), port=args.port, heap_mb=args.heap_mb)
     pid = start(cfg)
@@ -25,7 +25,7 @@ def _broker_start(args: argparse.Namespace) -> int:
 
 
 def _broker_stop(args: argparse.Namespace) -> int:
-    from stream.broker import stop
+    from stream.local.broker import stop
 
     if stop(Path(args.data_dir)):
         print(f"Kafka broker from {args.data_dir} stopped")
@@ -47,8 +47,8 @@ def _register_broker(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from stream.settings import Settings
-    from stream.worker import run_worker
+    from stream.runtime.settings import Settings
+    from stream.runtime.worker import run_worker
 
     overrides = {
         "broker": args.broker,
@@ -91,7 +91,7 @@ def _register_worker(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 
 def _alerts_tail(args: argparse.Namespace) -> int:
-    from stream.tail import tail_alerts
+    from stream.local.tail import tail_alerts
 
     tail_alerts(args.broker, args.kind, args.from_beginning, args.topic_prefix, args.max_messages)
     return 0
@@ -110,7 +110,7 @@ def _register_alerts(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 
 def _up(args: argparse.Namespace) -> int:
-    from stream.up import run_up
+    from stream.local.up import run_up
 
     return run_up(args)
 

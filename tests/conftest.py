@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from stream import broker
 from stream.cli import main
+from stream.local import broker
 from stream.simulate import SimConfig, generate_files
 
 

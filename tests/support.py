@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, Producer
 
-from stream.workerproc import WorkerProcess
+from stream.local.workerproc import WorkerProcess
 
 __all__ = ["WorkerProcess", "consume", "produce", "produce_events"]
 

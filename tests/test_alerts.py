@@ -5,9 +5,9 @@ import base64
 import orjson
 import pytest
 
-from stream.alerts import Detection, Reason, alert_id, to_alert
-from stream.dlq import dead_letter
-from stream.schema import Rejected
+from stream.core.alerts import Detection, Reason, alert_id, to_alert
+from stream.core.dlq import dead_letter
+from stream.core.schema import Rejected
 
 DET = Detection(
     kind="fraud",

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.backtest import run_backtest
-from stream.evaluate import Labels, evaluate
+from stream.core.timeutil import parse_ts
+from stream.offline.backtest import run_backtest
+from stream.offline.evaluate import Labels, evaluate
 from stream.simulate import SimConfig, generate_files
-from stream.timeutil import parse_ts
 
 ALERT_FIELDS = {
     "alert_id", "kind", "subject", "score", "threshold", "event_id", "event_ts", "emitted_at",

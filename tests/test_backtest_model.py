@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.backtest import run_backtest
+from model.sequence_model import SequenceModel
 from stream.cli import main
-from stream.sequence_model import SequenceModel
+from stream.offline.backtest import run_backtest
 
 pytestmark = pytest.mark.slow
 

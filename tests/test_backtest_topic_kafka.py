@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from stream.cli import main
-from stream.replay import replay_file
+from stream.offline.replay import replay_file
+from stream.runtime.topics import ensure_topics
 from stream.simulate import SimConfig, generate_files
-from stream.topics import ensure_topics
 
 pytestmark = pytest.mark.kafka
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from stream.churn import DAY_MS, ChurnClock, ChurnConfig, churn_detection, churn_score
-from stream.schema import Event
-from stream.state import StateLimits, UserState
+from stream.core.schema import Event
+from stream.core.state import StateLimits, UserState
+from stream.detect.churn import DAY_MS, ChurnClock, ChurnConfig, churn_detection, churn_score
 from tests.events import T0, ev
 
 CFG = ChurnConfig()

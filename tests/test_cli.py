@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stream import broker
 from stream.cli import build_parser, main
+from stream.local import broker
 
 COMMANDS = [["up"], ["broker", "start"], ["broker", "stop"], ["worker"], ["alerts", "tail"]]
 

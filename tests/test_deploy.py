@@ -15,7 +15,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
-from stream.metrics import Metrics
+from stream.runtime.metrics import Metrics
 from tests.deploy_support import (
     DASHBOARD,
     DEPLOY,

@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.backtest import run_backtest
-from stream.sequence_model import SequenceModel
+from model.sequence_model import SequenceModel
+from stream.offline.backtest import run_backtest
 from stream.simulate import SimConfig, generate_files
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from stream.metrics_eval import average_precision, recall_at_precision
+from stream.core.ranking import average_precision, recall_at_precision
 
 
 def test_perfect_and_inverted_rankings() -> None:

@@ -20,9 +20,9 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from rocksdict import Rdict
 
-from stream.broker import free_port
-from stream.metrics import LATENCY_BUCKETS, Metrics, estimate_keys
-from stream.workerproc import WorkerProcess
+from stream.local.broker import free_port
+from stream.local.workerproc import WorkerProcess
+from stream.runtime.metrics import LATENCY_BUCKETS, Metrics, estimate_keys
 from tests.deploy_support import (
     DEPLOY,
     dashboard_exprs,

@@ -1,12 +1,12 @@
-"""Seller-side brushing from the model's per-order scores (``stream.model_brushing``)."""
+"""Seller-side brushing from the model's per-order scores (``stream.detect.model_brushing``)."""
 
 from __future__ import annotations
 
 import random
 
-from stream.alerts import Detection
-from stream.processor import DetectorConfig, apply_seller_record
-from stream.state import Row, SellerState
+from stream.core.alerts import Detection
+from stream.core.state import Row, SellerState
+from stream.detect.processor import DetectorConfig, apply_seller_record
 
 CFG = DetectorConfig()
 THRESHOLD = 0.6

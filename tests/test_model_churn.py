@@ -13,12 +13,12 @@ import pytest
 
 from model.dataset import DAY_MS, build_corpus, encode
 from model.features import FeatureSpec
-from stream.backtest import run_backtest
-from stream.churn import ChurnConfig
-from stream.model_churn import churn_verdicts
-from stream.schema import Event, parse_event
-from stream.sequence_model import SequenceModel
-from stream.state import EID, StateLimits, UserState
+from model.sequence_model import SequenceModel
+from stream.core.schema import Event, parse_event
+from stream.core.state import EID, StateLimits, UserState
+from stream.detect.churn import ChurnConfig
+from stream.detect.model_churn import churn_verdicts
+from stream.offline.backtest import run_backtest
 
 pytestmark = pytest.mark.slow
 

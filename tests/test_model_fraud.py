@@ -1,7 +1,7 @@
 """Threshold, cooldown, ordering and alert content of the model's fraud decisions.
 
 A fake model stands in for the bundle: its scores are looked up by the decision event's
-id and its explanation is fixed, so only ``stream.model_fraud``'s own logic is tested.
+id and its explanation is fixed, so only ``stream.detect.model_fraud``'s own logic is tested.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from stream.alerts import Detection
-from stream.model_fraud import MODEL_COOLDOWN, PendingFraud, decide_all
-from stream.processor import DetectorConfig, apply_user_event
-from stream.schema import Event
-from stream.state import EID, Row, UserState
+from stream.core.alerts import Detection
+from stream.core.schema import Event
+from stream.core.state import EID, Row, UserState
+from stream.detect.model_fraud import MODEL_COOLDOWN, PendingFraud, decide_all
+from stream.detect.processor import DetectorConfig, apply_user_event
 from tests.events import T0, card_testing, ev
 
 CFG = DetectorConfig()

@@ -10,10 +10,10 @@ import orjson
 import pytest
 
 from model.bundle import MANIFEST, load_bundle, write_bundle
-from stream.backtest import run_backtest
-from stream.replay import replay_file
-from stream.sequence_model import SequenceModel
-from stream.workerproc import WorkerProcess
+from model.sequence_model import SequenceModel
+from stream.local.workerproc import WorkerProcess
+from stream.offline.backtest import run_backtest
+from stream.offline.replay import replay_file
 from tests.support import consume
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -10,11 +10,11 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.backtest import run_backtest
-from stream.replay import replay_file
-from stream.sequence_model import SequenceModel
+from model.sequence_model import SequenceModel
+from stream.local.workerproc import WorkerProcess
+from stream.offline.backtest import run_backtest
+from stream.offline.replay import replay_file
 from stream.simulate import SimConfig, generate_files
-from stream.workerproc import WorkerProcess
 from tests.support import consume
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

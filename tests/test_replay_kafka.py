@@ -14,9 +14,9 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from stream.replay import _is_sorted, _records, _sorted_records, replay_file
+from stream.core.timeutil import parse_ts
+from stream.offline.replay import _is_sorted, _records, _sorted_records, replay_file
 from stream.simulate import SimConfig, generate_files
-from stream.timeutil import parse_ts
 
 
 def _lines(path: Path) -> list[bytes]:

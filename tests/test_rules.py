@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream.processor import DetectorConfig, process_seller_record, process_user_event
-from stream.schema import Event
-from stream.state import Row
+from stream.core.schema import Event
+from stream.core.state import Row
+from stream.detect.processor import DetectorConfig, process_seller_record, process_user_event
 from tests.events import T0, card_testing, ev
 
 CFG = DetectorConfig()

@@ -5,8 +5,8 @@ import random
 import orjson
 import pytest
 
-from stream.schema import Rejected, parse_event
-from stream.timeutil import format_ts, parse_ts
+from stream.core.schema import Rejected, parse_event
+from stream.core.timeutil import format_ts, parse_ts
 
 GOOD = {
     "event_id": "e1",

@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import ValidationError
 
-from stream import broker
-from stream.security import describe, faust_app_kwargs
-from stream.settings import Settings
-from stream.topics import ensure_topics
-from stream.workerproc import WorkerProcess
+from stream.local import broker
+from stream.local.workerproc import WorkerProcess
+from stream.runtime.security import describe, faust_app_kwargs
+from stream.runtime.settings import Settings
+from stream.runtime.topics import ensure_topics
 from tests.events import T0, card_testing, ev
 
 USER = "fraudstream"
@@ -146,7 +146,7 @@ def test_worker_and_all_clients_work_over_sasl_scram_and_mutual_tls(
         for e in events:
             producer.produce(worker.topic("events"), key=b"sec", value=orjson.dumps(e))
         assert producer.flush(30) == 0
-        # Alerts go out through librdkafka (stream.output), state through Faust's aiokafka.
+        # Alerts go out through librdkafka (stream.runtime.output), state through Faust's aiokafka.
         alerts = consume(client, worker.topic("alerts.fraud"), expect=1)
         assert [a["subject"] for a in alerts] == [{"type": "user", "id": "sec"}]
         assert worker.wait_metric("fraudstream_events_consumed_total", len(events)) >= 6

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from stream.seek_guard import SeekGuardConsumer
+from stream.runtime.driver.seek_guard import SeekGuardConsumer
 
 EVENTS_0 = TopicPartition("p.events", 0)
 EVENTS_1 = TopicPartition("p.events", 1)

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import stream.sequence_model as sequence_model
+import model.sequence_model as sequence_model
 from model.features import encode_batch
-from stream.schema import parse_event
-from stream.sequence_model import SequenceModel
-from stream.state import Row, StateLimits, UserState, row_to_dict
+from model.sequence_model import SequenceModel
+from stream.core.schema import parse_event
+from stream.core.state import Row, StateLimits, UserState, row_to_dict
 
 pytestmark = pytest.mark.slow
 

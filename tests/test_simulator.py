@@ -14,13 +14,13 @@ from typing import Any
 import orjson
 import pytest
 
-from stream.cliutil import CommandError
-from stream.schema import parse_event
+from stream.core.cliutil import CommandError
+from stream.core.schema import parse_event
+from stream.core.timeutil import parse_ts
 from stream.simulate import SimConfig, Simulation, generate_files, iter_events
 from stream.simulate.cli import register
 from stream.simulate.emitter import DAY_MS
 from stream.simulate.engine import Engine
-from stream.timeutil import parse_ts
 
 TS_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 SMALL = SimConfig(users=150, days=4, seed=11)

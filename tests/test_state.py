@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import orjson
 
-from stream.schema import Event
-from stream.state import (
+from stream.core.schema import Event
+from stream.core.state import (
     EID,
     FLAGS,
     NEW_COUNTRY,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.broker import free_port
+from stream.local.broker import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

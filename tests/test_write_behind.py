@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from stream.output import DeliveryFailed
-from stream.write_behind import WriteBehind
+from stream.runtime.output import DeliveryFailed
+from stream.runtime.write_behind import WriteBehind
 
 
 class Sink:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import orjson
 
-from stream import replay
-from stream.cliutil import CommandError, add_option
+from stream.core.cliutil import CommandError, add_option
+from stream.offline import replay
 from stream.simulate.config import SimConfig
 from stream.simulate.writer import generate_files
 

@@ -16,7 +16,7 @@ from model import cli
 from model.bundle import BundleError, load_bundle
 from model.features import KINDS, FeatureSpec, encode_batch
 from model.scorer import OnnxScorer, Scorer, TorchScorer, load_scorer
-from stream.cliutil import CommandError
+from stream.core.cliutil import CommandError
 
 
 def _parser() -> argparse.ArgumentParser:

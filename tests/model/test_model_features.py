@@ -186,8 +186,8 @@ def test_stream_state_rows_encode_like_raw_events(
     """The worker encodes rows from its per-user state; they must give the same arrays."""
     import orjson
 
-    from stream.schema import parse_event
-    from stream.state import event_row, row_to_dict
+    from stream.core.schema import parse_event
+    from stream.core.state import event_row, row_to_dict
 
     for events in list(users.values())[:10]:
         rows = [row_to_dict(event_row(parse_event(orjson.dumps(ev)))) for ev in events]

@@ -1,0 +1,151 @@
+"""A model bundle behind the stream's detectors.
+
+The model packages (ONNX Runtime, and torch for some backends) are imported only when a
+bundle is given, so a rules-only worker or backtest never loads them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from stream.core.state import EID, TS, Row, row_to_dict
+
+# Per-event codes kept between calls: a user's window is scored again at each decision,
+# and an event's codes never change. Cleared wholesale when full (cheap, and rare).
+TOKEN_CACHE_ENTRIES = 250_000
+
+
+class SequenceModel:
+    def __init__(self, bundle_dir: Path, backend: str = "auto", threads: int | None = None) -> None:
+        from model.scorer import load_scorer
+
+        # The ONNX and torch scorers also carry spec, T and thresholds beyond the protocol.
+        self.scorer: Any = cast(Any, load_scorer(bundle_dir, backend, threads))
+        self.path = bundle_dir
+        self.version: str = self.scorer.version
+        self.backend: str = self.scorer.backend
+        self.kinds: frozenset[str] = frozenset(self.scorer.kinds)
+        self.thresholds: dict[str, float] = dict(self.scorer.thresholds)
+        self.T: int = self.scorer.T
+        # Token store: row i holds one event's packed codes; row 0 stays zero (padding).
+        from model.features import PACKED_INTS
+
+        self._index: dict[tuple[str, int], int] = {}
+        self._ints = np.zeros((TOKEN_CACHE_ENTRIES, PACKED_INTS), np.int64)
+        self._floats = np.zeros((TOKEN_CACHE_ENTRIES, 3), np.float32)
+        self._used = 1
+        # Called with (batch size, seconds) after every model call: the worker's metrics.
+        self.on_batch: Callable[[int, float], None] | None = None
+
+    def encode(self, windows: list[list[Row]], now_ms: int | None = None) -> tuple[Any, Any, Any]:
+        """Model inputs for windows of stored rows (oldest first, decision event last).
+
+        With ``now_ms`` each window is scored as of that time instead: its last T - 1 rows
+        and then the clock token, which carries the idle time (churn on a timer)."""
+        from model.features import clock_row, encode_packed
+
+        T, index = self.T - (now_ms is not None), self._index
+        recent = [w[-T:] for w in windows]
+        # An event's codes are fixed once stored; (event_id, ts) names it (ids are unique).
+        keys = [[(r[EID], r[TS]) for r in w] for w in recent]
+        todo = {k: r for w, ks in zip(recent, keys, strict=True)
+                for k, r in zip(ks, w, strict=True) if k not in index}  # fmt: skip
+        if todo and self._used + len(todo) > len(self._ints):
+            # Full: start over, keeping only what this call needs.
+            self._index.clear()
+            self._used = 1
+            todo = {k: r for w, ks in zip(recent, keys, strict=True)
+                    for k, r in zip(ks, w, strict=True)}  # fmt: skip
+        if todo:
+            self._tokenize(todo)
+        flat: list[int] = []
+        for ks in keys:
+            if not ks:
+                raise ValueError("cannot score an empty window")
+            flat.extend([0] * (T - len(ks)))  # row 0 of the store is padding
+            flat.extend([index[k] for k in ks])
+        rows = np.array(flat, dtype=np.int64).reshape(len(windows), T)
+        ints, floats, valid = self._ints[rows], self._floats[rows], rows > 0
+        if now_ms is not None:
+            clock_ints, clock_floats = clock_row(now_ms)
+            B = len(windows)
+            ints = np.concatenate([ints, np.broadcast_to(clock_ints, (B, 1, len(clock_ints)))], 1)
+            floats = np.concatenate([floats, np.broadcast_to(clock_floats, (B, 1, 3))], 1)
+            valid = np.concatenate([valid, np.ones((B, 1), np.bool_)], 1)
+        return encode_packed(ints, floats, valid, self.scorer.spec)
+
+    def _tokenize(self, todo: dict[tuple[str, int], Row]) -> None:
+        """Add the events' codes to the store, growing it if one call needs more."""
+        from model.features import pack_table, tokenize_events
+
+        need = self._used + len(todo)
+        if need > len(self._ints):  # only when one call alone outgrows the store
+            ints = np.zeros((need, self._ints.shape[1]), np.int64)
+            floats = np.zeros((need, 3), np.float32)
+            ints[: self._used], floats[: self._used] = (
+                self._ints[: self._used],
+                self._floats[: self._used],
+            )
+            self._ints, self._floats = ints, floats
+        table = tokenize_events([row_to_dict(r) for r in todo.values()], self.scorer.spec)
+        ints, floats = pack_table(table)
+        start = self._used
+        self._ints[start : start + len(todo)] = ints
+        self._floats[start : start + len(todo)] = floats
+        for j, key in enumerate(todo):
+            self._index[key] = start + j
+        self._used += len(todo)
+
+    def run(self, cat: Any, num: Any, mask: Any) -> dict[str, Any]:
+        started = time.perf_counter()
+        out = dict(self.scorer.score_batch(cat, num, mask))
+        if self.on_batch is not None:
+            self.on_batch(len(cat), time.perf_counter() - started)
+        return out
+
+    def score(self, windows: list[list[Row]]) -> dict[str, Any]:
+        """Probabilities per kind for each window (oldest first, decision event last)."""
+        return self.run(*self.encode(windows))
+
+    def idle_scores(self, windows: list[list[Row]], now_ms: int, batch: int) -> list[float]:
+        """Churn probabilities of users' recent events as of ``now_ms`` (after them all),
+        in model calls of at most ``batch`` windows."""
+        out: list[float] = []
+        for lo in range(0, len(windows), batch):
+            probs = self.run(*self.encode(windows[lo : lo + batch], now_ms))["churn"]
+            out.extend(float(p) for p in probs)
+        return out
+
+    def threshold(self, kind: str) -> float | None:
+        """The bundle's alert threshold for ``kind``; None for kinds the rules keep."""
+        return self.thresholds[kind] if kind in self.kinds else None
+
+    def scores(self, windows: list[list[Row]]) -> dict[str, list[float]]:
+        return {kind: [float(v) for v in values] for kind, values in self.score(windows).items()}
+
+    def explain_fraud(
+        self, window: list[Row]
+    ) -> tuple[list[tuple[int, float]], list[tuple[str, float]]]:
+        """Occlusion: how much the fraud score drops when each earlier event of ``window``
+        is hidden from the model, and when each feature group is neutralised. Returns
+        (window index, drop) and (group, drop), largest drops first."""
+        from model.explain import occlusion_variants
+
+        cat, num, mask = self.encode([window])
+        variants, positions, groups = occlusion_variants(cat[0], num[0], mask[0], self.scorer.spec)
+        scores = self.scorer.score_batch(*variants)["fraud"]
+        base = float(scores[0])
+        offset = len(window) - self.T  # window index of model position 0
+        events = [
+            (p + offset, base - float(s)) for p, s in zip(positions, scores[1:], strict=False)
+        ]
+        rest = scores[1 + len(positions) :]
+        features = [(g, base - float(s)) for g, s in zip(groups, rest, strict=True)]
+        events.sort(key=lambda e: -e[1])
+        features.sort(key=lambda f: -f[1])
+        return events, features

@@ -1,0 +1,198 @@
+"""Fraud decisions by the sequence model, in two steps.
+
+``apply_user_event(..., defer_fraud=True)`` updates the user's state and hands back the
+decision event as a ``PendingFraud`` (a snapshot of the window, decision event last). The
+worker collects those across users for a micro-batch and scores them in one model call;
+``decide`` then applies threshold and cooldown in the original event order, so the result
+is what scoring each decision on arrival would have given. The backtest runs the same
+two steps, which is what keeps stream and backtest in agreement.
+
+An alert explains itself by occlusion: the window is scored again with each earlier event
+hidden, and with groups of features neutralised; the biggest drops become its reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from stream.core.alerts import Detection, Reason
+from stream.core.schema import EVENT_TYPES
+from stream.core.state import (
+    EID,
+    FLAGS,
+    NEW_COUNTRY,
+    NEW_DEVICE,
+    NEW_INSTRUMENT,
+    S_KIND,
+    TS,
+    TYPE,
+    Row,
+    UserState,
+)
+from stream.core.timeutil import format_ts
+from stream.detect.rule_fraud import rule_fraud, rule_hits
+from stream.detect.rules import HOUR_MS, RuleConfig
+
+MODEL_COOLDOWN = "model"
+TOP_EVENTS = 3  # events named in an alert's reasons
+MIN_DROP = 0.01  # smaller contributions are noise, not reasons
+
+
+@dataclass(frozen=True)
+class PendingFraud:
+    """A decision event waiting for its score."""
+
+    state: UserState  # the live state: ``decide`` records the cooldown there
+    window: list[Row]  # the user's events up to and including the decision event
+    user_id: str
+    seller_id: str | None
+    # A purchase or review for the seller side, sent once scored (with the brushing score).
+    seller_record: tuple[str, Row] | None = None
+
+    @property
+    def trigger(self) -> Row:
+        return self.window[-1]
+
+
+class FraudModel(Protocol):
+    """What ``decide`` needs from a model; ``model.sequence_model`` provides it."""
+
+    version: str
+
+    def scores(self, windows: list[list[Row]]) -> dict[str, list[float]]: ...
+
+    def explain_fraud(
+        self, window: list[Row]
+    ) -> tuple[list[tuple[int, float]], list[tuple[str, float]]]: ...
+
+
+def decide(
+    pending: PendingFraud,
+    score: float,
+    threshold: float,
+    cooldown_ms: int,
+    rules: RuleConfig,
+    model: FraudModel,
+) -> list[Detection]:
+    """An alert when ``score`` crosses ``threshold`` and the user is not cooling down;
+    the rules' findings on the same window, when any, join the model's reasons.
+
+    Below the threshold the rules still decide: a rule that fires (and is not cooling
+    down) raises its own alert, with the model's score as a reason. The rules know patterns
+    a model trained on little data can miss. One fraud alert per user per cooldown either
+    way: any fraud alert starts it, and while it runs neither the model nor a rule that
+    had not fired yet alerts again."""
+    state, window, trigger = pending.state, pending.window, pending.trigger
+    ts = trigger[TS]
+    last = state.cooldowns.get(MODEL_COOLDOWN)
+    if last is not None and 0 <= ts - last < cooldown_ms:
+        return []
+    if score < threshold:
+        _, found = rule_fraud(
+            state, window, trigger, pending.user_id, pending.seller_id, rules, cooldown_ms
+        )
+        model_reason = Reason(
+            "model.score", f"sequence model score {score:.3f} (threshold {threshold:.3f})"
+        )
+        if found:
+            state.cooldowns[MODEL_COOLDOWN] = ts
+        found = [replace(d, reasons=(*d.reasons, model_reason)) for d in found]
+        return found
+    state.cooldowns[MODEL_COOLDOWN] = ts
+    hits = rule_hits(window, trigger, rules)
+    for hit in hits:
+        state.cooldowns[hit.rule] = ts
+    events, features = model.explain_fraud(window)
+    drivers = [(i, d) for i, d in events if d >= MIN_DROP][:TOP_EVENTS]
+    reasons = [Reason("model.fraud", f"sequence model score {score:.3f} >= {threshold:.3f}")]
+    for i, drop in drivers:
+        row = window[i]
+        reasons.append(
+            Reason(
+                "model.event",
+                f"{EVENT_TYPES[row[TYPE]]} {row[EID]} at {format_ts(row[TS])} "
+                f"adds {drop:.3f} to the score",
+            )
+        )
+    for name, drop in features:
+        if drop >= MIN_DROP:
+            reasons.append(Reason(f"model.feature.{name}", f"{name} adds {drop:.3f} to the score"))
+    reasons += [r for h in hits for r in h.reasons]
+    reasons += novelty_reasons(window)
+    recent = [r[EID] for r in window[-8:]][::-1]
+    driving = [window[i][EID] for i, _ in drivers]
+    evidence = dict.fromkeys([trigger[EID], *driving, *(e for h in hits for e in h.evidence)])
+    evidence.update(dict.fromkeys(recent))
+    return [
+        Detection(
+            kind="fraud",
+            subject_type="user",
+            subject_id=pending.user_id,
+            score=score,
+            threshold=threshold,
+            event_id=trigger[EID],
+            event_ts=ts,
+            reasons=tuple(reasons),
+            evidence_event_ids=tuple(list(evidence)[:20]),
+            user_id=pending.user_id,
+            seller_id=pending.seller_id,
+        )
+    ]
+
+
+def decide_all(
+    pending: list[PendingFraud],
+    model: FraudModel,
+    threshold: float,
+    cooldown_ms: int,
+    rules: RuleConfig,
+    max_batch: int = 256,
+) -> tuple[dict[str, list[float]], list[list[Detection]]]:
+    """Score decisions in model calls of at most ``max_batch`` windows, then decide them in
+    order. Returns every kind's scores (fraud, and brushing where the bundle has it) and
+    the fraud detections per decision."""
+    scores: dict[str, list[float]] = {}
+    for start in range(0, len(pending), max_batch):
+        chunk = pending[start : start + max_batch]
+        for kind, values in model.scores([p.window for p in chunk]).items():
+            scores.setdefault(kind, []).extend(values)
+    detections = [
+        decide(p, s, threshold, cooldown_ms, rules, model)
+        for p, s in zip(pending, scores["fraud"], strict=True)
+    ]
+    return scores, detections
+
+
+def scored_seller_records(
+    pending: list[PendingFraud], scores: dict[str, list[float]]
+) -> list[tuple[str, Row]]:
+    """The decisions' seller-side records, in order; purchases carry the brushing score
+    when the bundle has a brushing head (``stream.detect.model_brushing`` uses it)."""
+    brushing = scores.get("brushing")
+    out = []
+    for i, p in enumerate(pending):
+        if p.seller_record is None:
+            continue
+        seller_id, row = p.seller_record
+        if brushing is not None and row[S_KIND] == "purchase":
+            row = [*row, round(brushing[i], 6)]
+        out.append((seller_id, row))
+    return out
+
+
+def novelty_reasons(window: list[Row]) -> list[Reason]:
+    """What was new for this user in the last day of the window."""
+    horizon = window[-1][TS] - 24 * HOUR_MS
+    recent = [r for r in window if r[TS] >= horizon]
+    out = []
+    for bit, what in (
+        (NEW_DEVICE, "device"),
+        (NEW_COUNTRY, "country"),
+        (NEW_INSTRUMENT, "payment instrument"),
+    ):
+        if any(r[FLAGS] & bit for r in recent):
+            out.append(
+                Reason(f"novelty.{what.replace(' ', '_')}", f"new {what} in the last 24 hours")
+            )
+    return out

@@ -1,0 +1,1 @@
+"""The local stack: broker, up, live traffic, alert tail, worker processes."""

@@ -1,0 +1,166 @@
+"""``fraudstream up``: the embedded local stack on one machine.
+
+Starts (or reuses) the local broker, one worker, and live traffic; prints where alerts and
+metrics are and a line per alert; Ctrl-C stops what it started. The worker scores with a
+model bundle: ``--model DIR``, or one built on simulated traffic at the first run (a tiny
+configuration, about a minute) and kept under the data directory; ``--rules-only`` skips it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import orjson
+from confluent_kafka import Consumer, Producer
+
+from model.bundle import MANIFEST
+from stream.core.cliutil import CommandError
+from stream.local import broker
+from stream.local.traffic import simulated_traffic
+from stream.local.workerproc import WorkerProcess
+from stream.runtime.topics import ALERT_TOPICS, EVENTS
+from stream.simulate import SimConfig, generate_files
+
+# Training traffic for the first-run bundle: about 240,000 events, two simulated weeks.
+UP_TRAINING = SimConfig(users=2000, days=14, seed=3)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_up(args: argparse.Namespace) -> int:
+    # Ctrl-C and `kill` both stop everything; explicit because a shell may start this
+    # process with SIGINT ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    data = Path(args.data_dir)
+    cfg = broker.BrokerConfig(data_dir=data / "kafka", port=args.port)
+    if not broker.port_free("127.0.0.1", args.web_port):
+        raise CommandError(f"web port {args.web_port} is in use; pass --web-port")
+    bundle = None if args.rules_only else ensure_bundle(args.model, data)
+    started_broker = _ensure_broker(cfg)
+    worker = WorkerProcess(cfg.bootstrap, data / "worker", prefix="", partitions=None,
+                           web_port=args.web_port, log_level="warn", model=bundle)  # fmt: skip
+    stop = threading.Event()
+    try:
+        print(f"starting worker (log in {worker.log_path}) ...", flush=True)
+        worker.start(timeout=120.0)
+        print(f"broker     {cfg.bootstrap} (data in {cfg.data_dir})")
+        print(f"model      {bundle or 'none: the rules score every kind'}")
+        print(f"metrics    http://127.0.0.1:{args.web_port}/metrics")
+        print(f"user state http://127.0.0.1:{args.web_port}/users/<user_id>")
+        print(
+            f"alerts     fraudstream alerts tail --broker {cfg.bootstrap}   (topics "
+            f"{', '.join(ALERT_TOPICS.values())})"
+        )
+        print("dashboard  deploy/grafana (see README: Metrics and dashboards)")
+        print(
+            f"traffic    simulated marketplace, about {args.rate:g} events/s into '{EVENTS}' "
+            "(event time runs ahead of the clock); Ctrl-C stops all",
+            flush=True,
+        )
+        threading.Thread(
+            target=_produce, args=(cfg.bootstrap, args.rate, stop), daemon=True
+        ).start()
+        _print_alerts(cfg.bootstrap, worker, stop, args.duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        worker.stop()
+        if started_broker:
+            broker.stop(cfg.data_dir)
+        print("stopped", flush=True)
+    return 0
+
+
+def ensure_bundle(given: str | None, data: Path) -> Path:
+    """The bundle to score with: the one given, the one an earlier run built, or a new one."""
+    if given is not None:
+        return Path(given)
+    bundle = data / "model"
+    if (bundle / MANIFEST).is_file():
+        return bundle
+    from model.build import run_build
+    from model.config import TINY
+
+    train = data / "model-train"
+    train.mkdir(parents=True, exist_ok=True)
+    events, labels = train / "events.jsonl", train / "labels.jsonl"
+    print("first run: building a tiny model bundle on simulated traffic ...", flush=True)
+    generate_files(events, labels, UP_TRAINING)
+    partial = data / "model.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    run_build(events, labels, partial, TINY, progress=sys.stderr.isatty())
+    partial.rename(bundle)  # only a finished bundle ever sits at ``bundle``
+    shutil.rmtree(train, ignore_errors=True)
+    print(f"model bundle written to {bundle}", flush=True)
+    return bundle
+
+
+def _ensure_broker(cfg: broker.BrokerConfig) -> bool:
+    if broker.read_pid(cfg.data_dir) is not None:
+        return False  # ours from an earlier run; leave it running afterwards too
+    if not broker.port_free(cfg.host, cfg.port):
+        raise CommandError(f"port {cfg.port} is in use by something else; pass --port")
+    print(f"starting Kafka broker on {cfg.bootstrap} ...", flush=True)
+    broker.start(cfg)
+    return True
+
+
+def _produce(bootstrap: str, rate: float, stop: threading.Event) -> None:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5}
+    )
+    interval = 1.0 / max(rate, 0.1)
+    next_at = time.monotonic()
+    # Seeded by the clock: every run is new traffic, with event ids of its own.
+    for event in simulated_traffic(seed=int(time.time())):
+        if stop.is_set():
+            break
+        producer.produce(EVENTS, key=event["user_id"].encode(), value=orjson.dumps(event))
+        producer.poll(0)
+        next_at += interval
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    producer.flush(5)
+
+
+def _print_alerts(
+    bootstrap: str, worker: WorkerProcess, stop: threading.Event, duration: float | None
+) -> None:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"fraudstream-up-{os.getpid()}",
+            "auto.offset.reset": "latest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe(list(ALERT_TOPICS.values()))
+    deadline = None if duration is None else time.monotonic() + duration
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            if not worker.running():
+                raise CommandError(f"the worker exited; see {worker.log_path}")
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            alert = orjson.loads(msg.value() or b"{}")
+            top = alert["reasons"][0]["detail"] if alert.get("reasons") else ""
+            print(
+                f"ALERT {alert['kind']:<8} {alert['subject']['type']} {alert['subject']['id']} "
+                f"score={alert['score']:.2f} {top}",
+                flush=True,
+            )
+    finally:
+        consumer.close()

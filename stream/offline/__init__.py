@@ -1,0 +1,1 @@
+"""Backtest, replay, topic history and evaluation: the pipeline over files and topics."""

@@ -1,0 +1,1 @@
+"""The worker: Faust app, agents, tables, Kafka output, settings, security, metrics."""

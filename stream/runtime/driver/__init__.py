@@ -1,0 +1,1 @@
+"""Every use of Faust and aiokafka internals, pinned to the tested versions."""

@@ -1,4 +1,4 @@
-"""Training examples from an events file and a labels file (CONTRACT section 4).
+"""Training examples from an events file and a labels file (docs/contract.md, section 4).
 
 Every example is a window of one user's events ending at a scoring point, with a target
 per kind or -1 where that kind does not apply there:
@@ -86,7 +86,7 @@ def read_labels(path: Path) -> Labels:
         elif kind == "churn" and "user_id" in row:
             labels.churn_users[str(row["user_id"])] = _label_ts(row.get("ts"))
         else:
-            raise ValueError(f"{path}:{lineno}: not a CONTRACT label row")
+            raise ValueError(f"{path}:{lineno}: not a label row of docs/contract.md, section 4")
     return labels
 
 

@@ -187,7 +187,7 @@ def _opt_str(event: Mapping[str, Any], field: str) -> str | None:
 
 
 def tokenize_events(events: Sequence[Mapping[str, Any]], spec: FeatureSpec) -> EventTable:
-    """Per-event codes for ``events`` (CONTRACT field names, ``ts`` in epoch ms)."""
+    """Per-event codes for ``events`` (field names of docs/contract.md, ``ts`` in epoch ms)."""
     n = len(events)
     ts = np.empty(n, dtype=np.int64)
     static = np.empty((n, _N_STATIC), dtype=np.int64)

@@ -1,4 +1,4 @@
-"""The ``fraudstream`` command (CONTRACT section 5)."""
+"""The ``fraudstream`` command (docs/contract.md, section 5)."""
 
 from __future__ import annotations
 

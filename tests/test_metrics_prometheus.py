@@ -33,6 +33,7 @@ from tests.deploy_support import (
 from tests.events import T0, card_testing, ev
 from tests.support import produce, produce_events
 
+# The metric names and types of docs/contract.md, section 6.
 CONTRACT = {
     "fraudstream_events_consumed_total": "counter",
     "fraudstream_events_rejected_total": "counter",

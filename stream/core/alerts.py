@@ -1,4 +1,4 @@
-"""Alert records of CONTRACT section 3, with ids that replays reproduce exactly."""
+"""Alert records of docs/contract.md, section 3, with ids that replays reproduce exactly."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Shared pieces for the command-line interface.
 
-Every flag also reads ``FRAUDSTREAM_<NAME>`` from the environment (CONTRACT section 5);
+Every flag also reads ``FRAUDSTREAM_<NAME>`` from the environment (docs/contract.md, section 5);
 flags given on the command line win. Command modules expose ``register(subparsers)``
 and set ``func`` on their parser to a callable ``(args) -> int`` (the exit code).
 """

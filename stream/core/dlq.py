@@ -1,4 +1,4 @@
-"""Dead-letter records of CONTRACT section 2."""
+"""Dead-letter records of docs/contract.md, section 2."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The input event of CONTRACT section 1, validated with pydantic v2.
+"""The input event of docs/contract.md, section 1, validated with pydantic v2.
 
 ``parse_event`` is the single entry point: bytes in, an ``Event`` out, or a ``Rejected``
 exception whose ``reason`` is a short metric label and whose message names the field.

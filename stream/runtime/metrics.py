@@ -1,4 +1,4 @@
-"""Prometheus metrics of CONTRACT section 6, built on an injectable registry."""
+"""Prometheus metrics of docs/contract.md, section 6, built on an injectable registry."""
 
 from __future__ import annotations
 

@@ -170,7 +170,7 @@ class _Gen:
 
 
 def make_fixture(users: int = 300, days: int = 40, seed: int = 7) -> Fixture:
-    """Events (``ts`` as epoch ms) and CONTRACT labels, deterministic in ``seed``."""
+    """Events (``ts`` as epoch ms) and labels as in docs/contract.md, deterministic in ``seed``."""
     g = _Gen(seed, n_sellers=30)
     r = g.rng
     for k in range(users):

@@ -120,7 +120,7 @@ def test_churn_windows_end_with_the_clock(corpus: Corpus) -> None:
 def test_bad_label_rows_are_refused(tmp_path: Path, files: tuple[Path, Path]) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"kind": "fraud", "event_id": "e1"}\n{"kind": "spam"}\n')
-    with pytest.raises(ValueError, match=r"bad\.jsonl:2: not a CONTRACT label row"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl:2: not a label row of docs/contract\.md"):
         build_corpus(files[0], bad, FeatureSpec())
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from stream.core.alerts import Detection
 from stream.core.schema import Event
 from stream.core.state import (
+    DECISION_CODES,
     EID,
     ITEM,
     S_BROWSED,
@@ -27,12 +28,11 @@ from stream.core.state import (
     StateLimits,
     UserState,
 )
+from stream.core.timeutil import HOUR_MS
 from stream.detect.model_brushing import ModelBrushingConfig, model_brushing, order_score
 from stream.detect.model_fraud import PendingFraud
 from stream.detect.rule_fraud import rule_fraud
 from stream.detect.rules import (
-    DECISIONS,
-    HOUR_MS,
     RuleConfig,
     RuleHit,
     brushing,
@@ -92,7 +92,7 @@ def apply_user_event(
     record = _seller_record(state, window, trigger, event)
     if outcome != "added":
         return UserResult(outcome, None, [], record)
-    if trigger[TYPE] not in DECISIONS:
+    if trigger[TYPE] not in DECISION_CODES:
         return UserResult(outcome, None, [], record)
     if defer_fraud:
         # Ends at the decision event even when a same-millisecond event sorts after it.

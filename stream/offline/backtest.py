@@ -1,8 +1,9 @@
 """``fraudstream backtest``: the stream's detectors, offline, in event time.
 
-The same processing functions as the worker run over a file in event-time order; seller
-records go straight to the seller side, and the churn clock ticks in event time. Alerts
-and scores are written as in CONTRACT sections 3 and 4.
+The worker's pipeline (``stream.detect.pipeline``) runs over a file (or a topic's history)
+in event-time order, with files as sinks: seller records go straight to the seller side,
+and the churn clock ticks in event time. Alerts and scores are written as in
+docs/contract.md, sections 3 and 4.
 """
 
 from __future__ import annotations
@@ -18,18 +19,29 @@ from typing import IO, Any
 import orjson
 
 from model.sequence_model import SequenceModel
-from stream.core.alerts import RULES_MODEL_VERSION, Detection, to_alert
+from stream.core.alerts import Detection, to_alert
 from stream.core.cliutil import CommandError, add_option
-from stream.core.schema import Event, Rejected, parse_event
-from stream.core.state import EID, S_EID, S_TS, S_USER, TS, Row, SellerState, UserState
+from stream.core.state import SellerState, UserState
 from stream.core.timeutil import format_ts, parse_ts
-from stream.detect.churn import ChurnClock, ChurnConfig
-from stream.detect.model_churn import churn_verdicts
-from stream.detect.model_fraud import PendingFraud, decide_all, scored_seller_records
-from stream.detect.processor import DetectorConfig, apply_seller_record, apply_user_event
+from stream.detect.churn import ChurnConfig
+from stream.detect.pipeline import (
+    Effects,
+    MemoryStates,
+    Model,
+    Record,
+    ScoreRow,
+    SellerPipeline,
+    UserPipeline,
+    encode_seller_record,
+    encode_watermark,
+    model_version,
+)
+from stream.detect.processor import DetectorConfig
 from stream.offline.replay import iter_in_time_order
 
 MODEL_BATCH = 256  # decisions per model call
+CHUNK = 2048  # input records per pipeline run: a few hundred decisions per model call
+PARTITION = 0  # one input partition: one churn clock over every user, as a file is one stream
 
 
 @dataclass
@@ -48,127 +60,95 @@ class BacktestStats:
 
 
 class Backtest:
+    """The worker's pipeline over records in event-time order, with file sinks: one input
+    partition, the seller side right behind the user side (the worker has a topic between),
+    and a closing churn evaluation of every user."""
+
     def __init__(
         self,
         alerts_out: IO[bytes],
         scores_out: IO[bytes] | None = None,
         cfg: DetectorConfig | None = None,
         churn: ChurnConfig | None = None,
-        model: SequenceModel | None = None,
+        model: Model | None = None,
     ) -> None:
-        self.cfg = cfg or DetectorConfig()
-        self.churn = churn or ChurnConfig()
-        self.model_version = model.version if model is not None else RULES_MODEL_VERSION
-        # Kinds the bundle was trained for are the model's; the others stay with the rules.
-        self.fraud_model = model if model is not None and "fraud" in model.kinds else None
-        self.brushing_threshold = model.threshold("brushing") if model is not None else None
-        self.model = model  # churn_verdicts checks whether it scores churn
-        # Decisions wait here for a batched model call, as in the worker's micro-batches.
-        self.pending: list[PendingFraud] = []
+        cfg = cfg or DetectorConfig()
+        self.model = model
+        self.user_side = UserPipeline(cfg, churn or ChurnConfig(), MODEL_BATCH, check_keys=False)
+        # Records come in event-time order: nothing waits for a watermark but the chunk's own.
+        self.seller_side = SellerPipeline(cfg, sources=1, wait_ms=0)
+        self.users: MemoryStates[UserState] = MemoryStates(UserState)
+        self.sellers: MemoryStates[SellerState] = MemoryStates(SellerState)
         self.alerts_out, self.scores_out = alerts_out, scores_out
-        self.users: dict[str, UserState] = {}
-        self.sellers: dict[str, SellerState] = {}
         self.stats = BacktestStats()
         self.clock: int | None = None  # event time of the latest event
-        self.ticks = ChurnClock(self.churn.interval_ms)
+        self.first: int | None = None
+        self._offset = 0
 
-    def feed(self, event: Event) -> None:
-        self._advance(event.ts)
-        state = self.users.setdefault(event.user_id, UserState())
-        result = apply_user_event(state, event, self.cfg, self.fraud_model is not None)
-        if result.outcome == "late":
-            raise Rejected("late", "field 'ts': event is older than the allowed lateness")
-        if result.outcome == "duplicate":
-            self.stats.duplicates += 1
-            return
-        self.stats.events += 1
-        self._alerts(result.detections)
-        if result.fraud_score is not None:
-            self._score("fraud", "user", event.user_id, event, result.fraud_score)
-        if result.pending is not None:
-            self.pending.append(result.pending)
-            if len(self.pending) >= MODEL_BATCH:
-                self.decide_pending()
-        if result.seller_record is not None:
-            self._seller(*result.seller_record)
+    @property
+    def model_version(self) -> str:
+        return model_version(self.model)
 
-    def _seller(self, seller_id: str, row: Row) -> None:
-        """The seller side, right behind the user side (the worker has a topic between)."""
-        seller = self.sellers.setdefault(seller_id, SellerState())
-        sres = apply_seller_record(seller, seller_id, row, self.cfg, self.brushing_threshold)
-        self._alerts(sres.detections)
-        if sres.order_score is not None and sres.seller_score is not None:
-            user, eid, ts = row[S_USER], row[S_EID], row[S_TS]
-            self._write_score("brushing", "user", user, seller_id, eid, ts, sres.order_score)
-            self._write_score("brushing", "seller", seller_id, seller_id, eid, ts,
-                              sres.seller_score)  # fmt: skip
+    def feed(self, lines: list[bytes]) -> None:
+        """Run one chunk of input lines (in event-time order) through both sides."""
+        records = []
+        for line in lines:
+            records.append(Record(None, line, PARTITION, self._offset))
+            self._offset += 1
+        fx = self.user_side.run(records, self.users, self.model)
+        self.stats.events += fx.added
+        self.stats.duplicates += fx.duplicates
+        self.stats.rejected += len(fx.dead_letters)
+        self._sink(fx)
+        mark = fx.watermarks.get(PARTITION)
+        if mark is not None:
+            self.clock = mark if self.clock is None else max(self.clock, mark)
+        self._sellers(fx, mark)
 
-    def decide_pending(self) -> None:
-        model, pending = self.fraud_model, self.pending
-        if model is None or not pending:
-            return
-        self.pending = []
-        threshold = model.thresholds["fraud"]
-        scores, detections = decide_all(
-            pending, model, threshold, self.cfg.fraud_cooldown_ms, self.cfg.rules, MODEL_BATCH
-        )
-        for p, score, dets in zip(pending, scores["fraud"], detections, strict=True):
-            self._alerts(dets)
-            row = p.trigger
-            self._write_score("fraud", "user", p.user_id, p.seller_id, row[EID], row[TS], score)
-        for seller_id, record in scored_seller_records(pending, scores):
-            self._seller(seller_id, record)
-
-    def _advance(self, ts: int) -> None:
-        """Tick the churn clock through every interval boundary up to ``ts``."""
-        for tick in self.ticks.crossed(0, ts):
-            self.evaluate_churn(tick)
-        self.clock = ts if self.clock is None else max(self.clock, ts)
-
-    def evaluate_churn(self, now_ms: int) -> None:
-        verdicts = churn_verdicts(
-            list(self.users.items()), now_ms, self.churn, self.model, MODEL_BATCH
-        )
-        for v in verdicts:
-            last = v.state.events[-1]
-            self._write_score("churn", "user", v.user_id, None, last[EID], now_ms, v.score)
-            if v.detection is not None:
-                self._alerts([v.detection])
+    def _sellers(self, fx: Effects, mark: int | None, flush: bool = False) -> None:
+        inputs = [
+            Record(seller_id.encode(), encode_seller_record(row), PARTITION, -1)
+            for seller_id, row in fx.seller_records
+        ]
+        if mark is not None:
+            inputs.append(Record(None, encode_watermark(PARTITION, mark), PARTITION, -1))
+        if inputs or flush:
+            self._sink(self.seller_side.run(inputs, self.sellers, self.model, 0, flush))
 
     def finish(self, until_ms: int | None = None) -> BacktestStats:
         """The closing churn evaluation of every user, as of the last event time."""
-        self.decide_pending()
+        self._sellers(Effects(self.model_version), None, flush=True)
         end = until_ms if until_ms is not None else self.clock
         if end is not None:
-            self.evaluate_churn(end)
+            self._sink(self.user_side.close(end, self.users, [PARTITION], self.model))
         self.stats.users, self.stats.sellers = len(self.users), len(self.sellers)
         return self.stats
 
-    def _alerts(self, detections: list[Detection]) -> None:
-        for det in detections:
-            self.alerts_out.write(orjson.dumps(to_alert(det, self.model_version)) + b"\n")
-            self.stats.alerts[det.kind] += 1
+    def _sink(self, fx: Effects) -> None:
+        for _, det in fx.alerts:
+            self._alert(det, fx.model_version)
+        if self.scores_out is not None:
+            for row in fx.scores:
+                self.scores_out.write(orjson.dumps(score_row(row)) + b"\n")
+            self.stats.score_rows += len(fx.scores)
 
-    def _score(self, kind: str, subject: str, sid: str, event: Event, score: float) -> None:
-        self._write_score(kind, subject, sid, event.seller_id, event.event_id, event.ts, score)
+    def _alert(self, det: Detection, version: str) -> None:
+        self.alerts_out.write(orjson.dumps(to_alert(det, version)) + b"\n")
+        self.stats.alerts[det.kind] += 1
 
-    def _write_score(
-        self, kind: str, subject: str, sid: str, seller: str | None, event_id: str, ts: int,
-        score: float,
-    ) -> None:  # fmt: skip
-        if self.scores_out is None:
-            return
-        row: dict[str, Any] = {
-            "kind": kind,
-            "subject": {"type": subject, "id": sid},
-            "user_id": sid if subject == "user" else None,
-            "seller_id": sid if subject == "seller" else seller,
-            "event_id": event_id,
-            "ts": format_ts(ts),
-            "score": round(score, 6),
-        }
-        self.scores_out.write(orjson.dumps(row) + b"\n")
-        self.stats.score_rows += 1
+
+def score_row(row: ScoreRow) -> dict[str, Any]:
+    """A scores-file row (docs/contract.md, section 4)."""
+    user = row.subject_type == "user"
+    return {
+        "kind": row.kind,
+        "subject": {"type": row.subject_type, "id": row.subject_id},
+        "user_id": row.subject_id if user else None,
+        "seller_id": row.seller_id if user else row.subject_id,
+        "event_id": row.event_id,
+        "ts": format_ts(row.ts),
+        "score": round(row.score, 6),
+    }
 
 
 def run_backtest(
@@ -187,19 +167,22 @@ def run_backtest(
         tempfile.TemporaryDirectory(prefix="fraudstream-backtest-") as tmpdir,
     ):
         bt = Backtest(alerts, scores if scores_out else None, model=model)
+        chunk: list[bytes] = []
         for ts, _, _, line in iter_in_time_order(events, tmpdir):
             if until is not None and ts > until:
                 break
-            try:
-                bt.feed(parse_event(line))
-            except Rejected:
-                bt.stats.rejected += 1
+            chunk.append(line)
+            if len(chunk) >= CHUNK:
+                bt.feed(chunk)
+                chunk = []
+        bt.feed(chunk)
         stats = bt.finish(until)
     stats.seconds = round(time.perf_counter() - started, 3)
     processed = stats.events + stats.rejected + stats.duplicates
     stats.events_per_s = round(processed / stats.seconds, 1) if stats.seconds else 0.0
     if bt.clock is not None:
-        first = min((u.first_ts for u in bt.users.values()), default=bt.clock)
+        users = [u for t in bt.users.by_partition.values() for u in t.values() if u.total]
+        first = min((u.first_ts for u in users), default=bt.clock)
         stats.first_ts, stats.last_ts = format_ts(first), format_ts(bt.clock)
     return stats
 

@@ -1,0 +1,363 @@
+"""The one detection pipeline: a micro-batch of input records in, everything it causes out.
+
+The worker's Faust agents (``stream.runtime.app``) and ``fraudstream backtest``
+(``stream.offline.backtest``) both drive these two classes, so stream and backtest agree
+by construction. Nothing here knows Kafka or Faust: records come with their partition and
+offset, states come through ``States``, and the effects (alerts, dead letters, seller
+records, watermarks, score rows, state changes) go back to the caller, which delivers them.
+
+- ``UserPipeline.run``: parse and validate each record (bad ones become dead letters that
+  name the field), check the key, tick the partition's churn clock, add the event to the
+  user's window (duplicates change nothing, late events are refused), judge decision events
+  with the rules or defer them to one model call for the whole batch, decided in event
+  order; purchases and reviews become seller records. After the batch, each input
+  partition's latest event time is a watermark for the seller side.
+- ``SellerPipeline.run``: seller records wait in a reorder buffer per seller partition and
+  are decided in event-time order once the watermark of every input partition has passed
+  them (or after a bounded wait), so brushing verdicts do not depend on arrival order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import orjson
+
+from stream.core.alerts import RULES_MODEL_VERSION, Detection
+from stream.core.errors import Action, as_rejection, decide
+from stream.core.schema import Event, Rejected, parse_event
+from stream.core.state import EID, S_EID, S_TS, S_USER, TS, Row, SellerState, UserState
+from stream.detect.churn import ChurnClock, ChurnConfig
+from stream.detect.model_churn import churn_verdicts
+from stream.detect.model_fraud import PendingFraud, decide_all, scored_seller_records
+from stream.detect.processor import DetectorConfig, apply_seller_record, apply_user_event
+from stream.detect.reorder import ReorderBuffer
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One input message. ``origin`` is the caller's own handle (a Faust event, say),
+    carried through untouched so that effects can be traced back to their message."""
+
+    key: bytes | None
+    value: bytes
+    partition: int
+    offset: int
+    origin: Any = None
+
+
+class States(Protocol[S]):
+    """State access for one table: states by partition and key, changes reported back."""
+
+    def get(self, partition: int, key: bytes) -> S: ...
+
+    def changed(self, partition: int, key: bytes) -> None: ...
+
+    def keys_in(self, partition: int) -> Iterable[bytes]: ...
+
+
+class Model(Protocol):
+    """What the pipeline needs from a model bundle (``model.sequence_model.SequenceModel``)."""
+
+    version: str
+    kinds: frozenset[str]
+    thresholds: dict[str, float]
+
+    def threshold(self, kind: str) -> float | None: ...
+
+    def scores(self, windows: list[list[Row]]) -> dict[str, list[float]]: ...
+
+    def explain_fraud(
+        self, window: list[Row]
+    ) -> tuple[list[tuple[int, float]], list[tuple[str, float]]]: ...
+
+    def idle_scores(self, windows: list[list[Row]], now_ms: int, batch: int) -> list[float]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreRow:
+    """One scoring decision (docs/contract.md, section 4: scores files)."""
+
+    kind: str
+    subject_type: str
+    subject_id: str
+    seller_id: str | None
+    event_id: str
+    ts: int
+    score: float
+
+
+@dataclass
+class Effects:
+    """Everything one micro-batch caused, for the caller to deliver. Alerts and dead letters
+    name the record that caused them (for churn: the record whose time crossed the tick)."""
+
+    model_version: str
+    alerts: list[tuple[Record, Detection]] = field(default_factory=list)
+    dead_letters: list[tuple[Record, Rejected]] = field(default_factory=list)
+    seller_records: list[tuple[str, Row]] = field(default_factory=list)
+    watermarks: dict[int, int] = field(default_factory=dict)  # input partition -> event time
+    scores: list[ScoreRow] = field(default_factory=list)
+    added: int = 0
+    duplicates: int = 0
+    handled: list[Record] = field(default_factory=list)  # seller side: records now decided
+
+
+def model_version(model: Model | None) -> str:
+    return model.version if model is not None else RULES_MODEL_VERSION
+
+
+LATE = "field 'ts': event is older than the allowed lateness"
+
+
+class UserPipeline:
+    def __init__(
+        self,
+        cfg: DetectorConfig,
+        churn: ChurnConfig,
+        model_batch: int = 256,
+        check_keys: bool = True,
+    ) -> None:
+        self.cfg, self.churn, self.model_batch = cfg, churn, model_batch
+        # Files carry no message keys; Kafka messages must be keyed by their user_id.
+        self.check_keys = check_keys
+        self.clock = ChurnClock(churn.interval_ms)
+
+    def run(
+        self, records: Sequence[Record], states: States[UserState], model: Model | None
+    ) -> Effects:
+        fx = Effects(model_version(model))
+        fraud_model = model if model is not None and "fraud" in model.kinds else None
+        pending: list[tuple[Record, PendingFraud]] = []
+        for record in records:
+            try:
+                self._one(record, states, model, fraud_model is not None, pending, fx)
+            except Exception as exc:
+                if decide(exc) is Action.CRASH:
+                    raise
+                fx.dead_letters.append((record, as_rejection(exc)))
+        if fraud_model is not None and pending:
+            self._decide(pending, fraud_model, fx)
+        return fx
+
+    def close(
+        self, now_ms: int, states: States[UserState], partitions: Iterable[int], model: Model | None
+    ) -> Effects:
+        """A closing churn evaluation of every user, as of ``now_ms`` (the end of a backtest)."""
+        fx = Effects(model_version(model))
+        for partition in partitions:
+            self._churn(None, partition, now_ms, states, model, fx)
+        return fx
+
+    def _one(
+        self,
+        record: Record,
+        states: States[UserState],
+        model: Model | None,
+        defer: bool,
+        pending: list[tuple[Record, PendingFraud]],
+        fx: Effects,
+    ) -> None:
+        event = parse_event(record.value)
+        key = event.user_id.encode()
+        if self.check_keys and record.key != key:
+            shown = record.key.decode("utf-8", "replace") if record.key is not None else None
+            raise Rejected(
+                "bad_key", f"key: message key {shown!r} must equal user_id {event.user_id!r}"
+            )
+        partition = record.partition
+        for tick in self.clock.crossed(partition, event.ts):
+            self._churn(record, partition, tick, states, model, fx)
+        result = apply_user_event(states.get(partition, key), event, self.cfg, defer)
+        if result.outcome == "late":
+            raise Rejected("late", LATE)
+        fx.watermarks[partition] = max(event.ts, fx.watermarks.get(partition, event.ts))
+        if result.outcome == "duplicate":
+            fx.duplicates += 1
+        else:
+            fx.added += 1
+            states.changed(partition, key)
+        fx.alerts.extend((record, d) for d in result.detections)
+        if result.fraud_score is not None:
+            fx.scores.append(_fraud_row(event, result.fraud_score))
+        if result.pending is not None:
+            pending.append((record, result.pending))
+        if result.seller_record is not None:
+            fx.seller_records.append(result.seller_record)
+
+    def _decide(
+        self, pending: list[tuple[Record, PendingFraud]], model: Model, fx: Effects
+    ) -> None:
+        """One model call (in chunks of ``model_batch``) for the batch's decision events,
+        decided in event order; their seller records follow, purchases with their score."""
+        decisions = [p for _, p in pending]
+        scores, found = decide_all(
+            decisions,
+            model,
+            model.thresholds["fraud"],
+            self.cfg.fraud_cooldown_ms,
+            self.cfg.rules,
+            self.model_batch,
+        )
+        for (record, p), score, detections in zip(pending, scores["fraud"], found, strict=True):
+            fx.alerts.extend((record, d) for d in detections)
+            row = p.trigger
+            fx.scores.append(
+                ScoreRow("fraud", "user", p.user_id, p.seller_id, row[EID], row[TS], score)
+            )
+        fx.seller_records.extend(scored_seller_records(decisions, scores))
+
+    def _churn(
+        self,
+        record: Record | None,
+        partition: int,
+        tick: int,
+        states: States[UserState],
+        model: Model | None,
+        fx: Effects,
+    ) -> None:
+        """The partition's event-time clock passed ``tick``: score every user it holds."""
+        users = [(key.decode(), states.get(partition, key)) for key in states.keys_in(partition)]
+        for v in churn_verdicts(users, tick, self.churn, model, self.model_batch):
+            last = v.state.events[-1]
+            fx.scores.append(ScoreRow("churn", "user", v.user_id, None, last[EID], tick, v.score))
+            if v.detection is not None:
+                fx.alerts.append((record or Record(None, b"", partition, -1), v.detection))
+                states.changed(partition, v.user_id.encode())
+
+
+def _fraud_row(event: Event, score: float) -> ScoreRow:
+    return ScoreRow(
+        "fraud", "user", event.user_id, event.seller_id, event.event_id, event.ts, score
+    )
+
+
+# The internal seller topic's values: a seller record (a JSON array) or a watermark.
+_WATERMARK = b'{"watermark"'
+
+
+def encode_seller_record(row: Row) -> bytes:
+    return orjson.dumps(row)
+
+
+def encode_watermark(partition: int, ts: int) -> bytes:
+    """That input partition has been processed up to event time ``ts``."""
+    return orjson.dumps({"watermark": ts, "partition": partition})
+
+
+class SellerPipeline:
+    def __init__(self, cfg: DetectorConfig, sources: int, wait_ms: int) -> None:
+        """``sources``: how many input partitions send watermarks; ``wait_ms``: the longest a
+        seller record waits for them (a quiet input partition delays brushing by that)."""
+        self.cfg, self.sources, self.wait_ms = cfg, sources, wait_ms
+        self.buffers: dict[int, ReorderBuffer[Record]] = {}
+
+    def forget(self, partitions: Iterable[int]) -> list[Record]:
+        """Drop the buffers of partitions no longer ours; returns the records dropped (they
+        were never decided, so their offsets were never committed either)."""
+        dropped: list[Record] = []
+        for partition in partitions:
+            buffer = self.buffers.pop(partition, None)
+            if buffer is not None:
+                dropped += buffer.drain()
+        return dropped
+
+    def waiting(self) -> int:
+        return sum(len(b) for b in self.buffers.values())
+
+    def run(
+        self,
+        records: Sequence[Record],
+        states: States[SellerState],
+        model: Model | None,
+        now_ms: int,
+        flush: bool = False,
+    ) -> Effects:
+        """Buffer ``records``; decide, in event-time order, those the watermarks (or the
+        bounded wait, or ``flush``) release. ``now_ms`` is a monotonic clock in ms."""
+        fx = Effects(model_version(model))
+        for record in records:
+            try:
+                self._buffer(record, now_ms)
+            except Exception as exc:
+                if decide(exc) is Action.CRASH:
+                    raise
+                fx.dead_letters.append((record, as_rejection(exc)))
+                fx.handled.append(record)
+        threshold = model.threshold("brushing") if model is not None else None
+        for partition, buffer in self.buffers.items():
+            for record in buffer.release(now_ms, flush):
+                self._decide(record, partition, states, threshold, fx)
+        return fx
+
+    def _buffer(self, record: Record, now_ms: int) -> None:
+        buffer = self.buffers.get(record.partition)
+        if buffer is None:
+            buffer = self.buffers[record.partition] = ReorderBuffer(self.sources, self.wait_ms)
+        if record.value.startswith(_WATERMARK):
+            mark = orjson.loads(record.value)
+            buffer.advance(int(mark["partition"]), int(mark["watermark"]))
+            return
+        row = orjson.loads(record.value)
+        if not isinstance(row, list) or len(row) <= S_USER:
+            raise Rejected("bad_seller_record", "value: not a seller record")
+        buffer.add(row[S_TS], row[S_EID], record, now_ms)
+
+    def _decide(
+        self,
+        record: Record,
+        partition: int,
+        states: States[SellerState],
+        threshold: float | None,
+        fx: Effects,
+    ) -> None:
+        fx.handled.append(record)
+        key = record.key or b""
+        seller_id = key.decode()
+        row = orjson.loads(record.value)
+        result = apply_seller_record(
+            states.get(partition, key), seller_id, row, self.cfg, threshold
+        )
+        if result.outcome != "added":
+            fx.duplicates += 1
+            return
+        fx.added += 1
+        states.changed(partition, key)
+        fx.alerts.extend((record, d) for d in result.detections)
+        if result.order_score is not None and result.seller_score is not None:
+            eid, ts = row[S_EID], row[S_TS]
+            fx.scores.append(
+                ScoreRow("brushing", "user", row[S_USER], seller_id, eid, ts, result.order_score)
+            )
+            fx.scores.append(
+                ScoreRow("brushing", "seller", seller_id, seller_id, eid, ts, result.seller_score)
+            )
+
+
+class MemoryStates(Generic[S]):
+    """States held in a dict, for the backtest and for tests: the pipeline runs unchanged
+    over in-memory records and sinks."""
+
+    def __init__(self, new: Any) -> None:
+        self.new = new
+        self.by_partition: dict[int, dict[bytes, S]] = {}
+
+    def get(self, partition: int, key: bytes) -> S:
+        table = self.by_partition.setdefault(partition, {})
+        state = table.get(key)
+        if state is None:
+            state = table[key] = self.new()
+        return state
+
+    def changed(self, partition: int, key: bytes) -> None:
+        pass  # the dict holds the live objects
+
+    def keys_in(self, partition: int) -> list[bytes]:
+        return list(self.by_partition.get(partition, {}))
+
+    def __len__(self) -> int:
+        return sum(len(t) for t in self.by_partition.values())

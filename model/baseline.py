@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from model.features import EVENT_TYPES, NEW, FeatureSpec
+from stream.core.timeutil import DAY_S, HOUR_S
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -42,7 +43,7 @@ def window_features(
     ).astype(np.float32)
 
 
-_RECENCY_S = (3600.0, 86_400.0, 3 * 86_400.0, 7 * 86_400.0)
+_RECENCY_S = (HOUR_S, DAY_S, 3 * DAY_S, 7 * DAY_S)
 
 
 class LightGBMBaseline:

@@ -7,6 +7,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from stream.core.timeutil import HOUR_MS
+
 
 @dataclass(frozen=True)
 class BuildConfig:
@@ -30,7 +32,7 @@ class BuildConfig:
     target_precision: float = 0.9
     # The fraud threshold is chosen for target_precision of alerts, as the stream raises
     # them: one per user per cooldown (the worker's default fraud cooldown).
-    fraud_cooldown_ms: int = 3_600_000
+    fraud_cooldown_ms: int = HOUR_MS
     # ... measured on at least this many validation alerts; fewer measure nothing, and the
     # calibrated probability stands in (see calibrate.raise_for_alerts).
     min_val_alerts: int = 10

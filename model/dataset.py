@@ -31,7 +31,6 @@ import numpy.typing as npt
 import orjson
 
 from model.features import (
-    DECISION_TYPES,
     KINDS,
     PACKED_INTS,
     EventTable,
@@ -41,8 +40,9 @@ from model.features import (
     pack_table,
     tokenize_events,
 )
+from stream.core.schema import DECISION_TYPES
+from stream.core.timeutil import DAY_MS
 
-DAY_MS = 86_400_000
 FRAUD, BRUSHING, CHURN = range(3)
 # As the stream's churn rule (stream.detect.churn.ChurnConfig): too little history says nothing.
 CHURN_MIN_EVENTS = 5

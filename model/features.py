@@ -23,12 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from stream.core.schema import EVENT_TYPES as SCHEMA_EVENT_TYPES
+from stream.core.timeutil import DAY_MS, HOUR_MS
 
 # One list of event types for the stream and the model: the schema's.
 EVENT_TYPES: tuple[str, ...] = SCHEMA_EVENT_TYPES
-DECISION_TYPES: frozenset[str] = frozenset(
-    {"checkout", "payment", "purchase", "login", "account_update", "review"}
-)
 KINDS: tuple[str, ...] = ("fraud", "brushing", "churn")
 MAX_T = 64
 
@@ -72,7 +70,7 @@ class FeatureSpec:
     log_scale: float = 1.5  # buckets per unit of log1p(value)
     # Events older than this before the decision are left out, as the stream's per-user
     # state forgets them (its max_age must be at least this).
-    max_age_ms: int = 30 * 86_400_000
+    max_age_ms: int = 30 * DAY_MS
 
     @property
     def cat_features(self) -> tuple[str, ...]:
@@ -206,7 +204,7 @@ def tokenize_events(events: Sequence[Mapping[str, Any]], spec: FeatureSpec) -> E
             _bucket(_opt_str(ev, "payment_method"), spec.payment_buckets),
             _log_bucket(price, spec.price_buckets, spec.log_scale),
             _log_bucket(amount, spec.amount_buckets, spec.log_scale),
-            1 + (t // 3_600_000) % 24,
+            1 + (t // HOUR_MS) % 24,
             1 + int(rating) if isinstance(rating, int) and 1 <= rating <= 5 else MISSING,
         )
         for j, field in enumerate(NOVELTY_FIELDS):
@@ -329,7 +327,7 @@ def clock_row(now_ms: int) -> tuple[Int64Array, Float32Array]:
     ints[0] = now_ms
     ints[1 : 1 + _N_STATIC] = MISSING
     ints[1 + _COL_TYPE] = NOW_TYPE
-    ints[1 + _COL_HOUR] = 1 + (now_ms // 3_600_000) % 24
+    ints[1 + _COL_HOUR] = 1 + (now_ms // HOUR_MS) % 24
     return ints, np.zeros(3, dtype=np.float32)
 
 

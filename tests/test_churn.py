@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from stream.core.schema import Event
 from stream.core.state import StateLimits, UserState
-from stream.detect.churn import DAY_MS, ChurnClock, ChurnConfig, churn_detection, churn_score
+from stream.core.timeutil import DAY_MS
+from stream.detect.churn import ChurnClock, ChurnConfig, churn_detection, churn_score
 from tests.events import T0, ev
 
 CFG = ChurnConfig()

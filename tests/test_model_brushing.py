@@ -6,12 +6,13 @@ import random
 
 from stream.core.alerts import Detection
 from stream.core.state import Row, SellerState
+from stream.core.timeutil import MINUTE_MS
 from stream.detect.processor import DetectorConfig, apply_seller_record
 
 CFG = DetectorConfig()
 THRESHOLD = 0.6
 T0 = 1_790_000_000_000
-MINUTE = 60_000
+MINUTE = MINUTE_MS
 
 
 def order(i: int, user: str, score: float | None, ts: int | None = None) -> Row:

@@ -11,11 +11,12 @@ import numpy as np
 import orjson
 import pytest
 
-from model.dataset import DAY_MS, build_corpus, encode
+from model.dataset import build_corpus, encode
 from model.features import FeatureSpec
 from model.sequence_model import SequenceModel
 from stream.core.schema import Event, parse_event
 from stream.core.state import EID, StateLimits, UserState
+from stream.core.timeutil import DAY_MS
 from stream.detect.churn import ChurnConfig
 from stream.detect.model_churn import churn_verdicts
 from stream.offline.backtest import run_backtest

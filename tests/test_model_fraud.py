@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 
 from stream.core.alerts import Detection
-from stream.core.schema import Event
+from stream.core.schema import DECISION_TYPES, Event
 from stream.core.state import EID, Row, UserState
+from stream.core.timeutil import MINUTE_MS
 from stream.detect.model_fraud import MODEL_COOLDOWN, PendingFraud, decide_all
 from stream.detect.processor import DetectorConfig, apply_user_event
 from tests.events import T0, card_testing, ev
 
 CFG = DetectorConfig()
-MIN = 60_000
+MIN = MINUTE_MS
 THRESHOLD = 0.5
-DECISION_TYPES = ["payment", "purchase", "login", "checkout", "account_update", "review"]
 
 
 class FakeModel:
@@ -80,7 +80,7 @@ def test_non_decision_event_is_not_pending() -> None:
     assert feed(state, ev("u1", "item_view", T0 + MIN)) is None
 
 
-@pytest.mark.parametrize("type_", DECISION_TYPES)
+@pytest.mark.parametrize("type_", sorted(DECISION_TYPES))
 def test_pending_window_ends_at_the_decision_event(type_: str) -> None:
     state = UserState()
     for raw in browsing("u1"):

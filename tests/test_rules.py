@@ -4,12 +4,13 @@ from typing import Any
 
 from stream.core.schema import Event
 from stream.core.state import Row
+from stream.core.timeutil import HOUR_MS, MINUTE_MS
 from stream.detect.processor import DetectorConfig, process_seller_record, process_user_event
 from tests.events import T0, card_testing, ev
 
 CFG = DetectorConfig()
-MIN = 60_000
-HOUR = 3_600_000
+MIN = MINUTE_MS
+HOUR = HOUR_MS
 
 
 def run(events: list[dict[str, Any]]) -> tuple[bytes | None, list[Any], list[tuple[str, Row]]]:

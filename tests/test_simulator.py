@@ -16,10 +16,9 @@ import pytest
 
 from stream.core.cliutil import CommandError
 from stream.core.schema import parse_event
-from stream.core.timeutil import parse_ts
+from stream.core.timeutil import DAY_MS, parse_ts
 from stream.simulate import SimConfig, Simulation, generate_files, iter_events
 from stream.simulate.cli import register
-from stream.simulate.emitter import DAY_MS
 from stream.simulate.engine import Engine
 
 TS_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")

@@ -34,6 +34,11 @@ EventType = Literal[
     "account_update",
 ]
 EVENT_TYPES: Final[tuple[str, ...]] = get_args(EventType)
+# Decision points: the events a detector scores (fraud, brushing) and the model is paid
+# for; the other types only update a user's state.
+DECISION_TYPES: Final[frozenset[str]] = frozenset(
+    {"checkout", "payment", "purchase", "login", "account_update", "review"}
+)
 
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 OptStr = Annotated[str | None, Field(default=None, max_length=256)]

@@ -16,10 +16,12 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from stream.core.schema import EVENT_TYPES, Event
+from stream.core.schema import DECISION_TYPES, EVENT_TYPES, Event
+from stream.core.timeutil import DAY_MS, HOUR_MS, MINUTE_MS
 
 FORMAT_VERSION: Final = 1
 TYPE_CODE: Final = {name: i for i, name in enumerate(EVENT_TYPES)}
+DECISION_CODES: Final = frozenset(TYPE_CODE[t] for t in DECISION_TYPES)
 STATUS_CODE: Final = {None: 0, "ok": 1, "failed": 2}
 STATUS_NAME: Final = (None, "ok", "failed")
 
@@ -66,10 +68,10 @@ Row = list[Any]
 @dataclass(frozen=True)
 class StateLimits:
     max_events: int = 128
-    max_age_ms: int = 30 * 24 * 3600 * 1000
-    allowed_lateness_ms: int = 10 * 60 * 1000
+    max_age_ms: int = 30 * DAY_MS
+    allowed_lateness_ms: int = 10 * MINUTE_MS
     seller_max_orders: int = 500
-    seller_window_ms: int = 48 * 3600 * 1000
+    seller_window_ms: int = 48 * HOUR_MS
 
 
 def event_row(event: Event, flags: int = 0) -> Row:

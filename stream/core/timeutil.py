@@ -5,6 +5,17 @@ from __future__ import annotations
 import functools
 import re
 from datetime import UTC, datetime
+from typing import Final
+
+# Durations in the project's unit of time, milliseconds: the one home of these facts for
+# the detectors, the simulator and the model.
+SECOND_MS: Final = 1000
+MINUTE_MS: Final = 60 * SECOND_MS
+HOUR_MS: Final = 60 * MINUTE_MS
+DAY_MS: Final = 24 * HOUR_MS
+# The same in seconds, for reports and settings that speak seconds.
+HOUR_S: Final = HOUR_MS / SECOND_MS
+DAY_S: Final = DAY_MS / SECOND_MS
 
 # RFC 3339 date-time: a date, 'T' (or space), a time, optional fraction, and a mandatory offset.
 _RFC3339 = re.compile(

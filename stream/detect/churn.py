@@ -14,15 +14,14 @@ from dataclasses import dataclass
 
 from stream.core.alerts import Detection, Reason
 from stream.core.state import EID, TS, UserState
-
-DAY_MS = 24 * 3600 * 1000
+from stream.core.timeutil import DAY_MS, MINUTE_MS
 
 
 @dataclass(frozen=True)
 class ChurnConfig:
     horizon_days: float = 30.0  # "churned" means no activity for this long
     interval_ms: int = DAY_MS  # how often users are evaluated
-    session_gap_ms: int = 30 * 60 * 1000
+    session_gap_ms: int = 30 * MINUTE_MS
     min_events: int = 5  # too little history says nothing about habits
     threshold: float = 0.9
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from stream.core.alerts import Detection, Reason
 from stream.core.state import S_EID, S_KIND, S_MODEL, S_TS, S_USER, Row, SellerState
-from stream.detect.rules import HOUR_MS, RuleConfig, brushing
+from stream.core.timeutil import HOUR_MS
+from stream.detect.rules import RuleConfig, brushing
 from stream.detect.seller_windows import window_id
 
 NAMED_ACCOUNTS = 5  # accounts listed by name in a reason; the rest are counted

@@ -30,9 +30,9 @@ from stream.core.state import (
     Row,
     UserState,
 )
-from stream.core.timeutil import format_ts
+from stream.core.timeutil import HOUR_MS, format_ts
 from stream.detect.rule_fraud import rule_fraud, rule_hits
-from stream.detect.rules import HOUR_MS, RuleConfig
+from stream.detect.rules import RuleConfig
 
 MODEL_COOLDOWN = "model"
 TOP_EVENTS = 3  # events named in an alert's reasons

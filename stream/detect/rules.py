@@ -53,8 +53,8 @@ from stream.core.state import (
     TYPE_CODE,
     Row,
 )
+from stream.core.timeutil import HOUR_MS, MINUTE_MS
 
-HOUR_MS = 3600 * 1000
 PAYMENT, PURCHASE = TYPE_CODE["payment"], TYPE_CODE["purchase"]
 LOGIN, ACCOUNT_UPDATE = TYPE_CODE["login"], TYPE_CODE["account_update"]
 FAILED = 2
@@ -62,7 +62,7 @@ FAILED = 2
 
 @dataclass(frozen=True)
 class RuleConfig:
-    card_window_ms: int = 10 * 60 * 1000
+    card_window_ms: int = 10 * MINUTE_MS
     card_min_failed: int = 3
     card_min_instruments: int = 3
     ato_window_ms: int = 24 * HOUR_MS
@@ -250,11 +250,6 @@ def _fast_reviews(recent: list[Row], buys: list[Row], cfg: RuleConfig) -> list[R
             )
         ]
     return []
-
-
-DECISIONS = frozenset(
-    TYPE_CODE[t] for t in ("checkout", "payment", "purchase", "login", "account_update", "review")
-)
 
 
 def fraud_partial(window: list[Row], trigger: Row, cfg: RuleConfig) -> float:

@@ -26,9 +26,7 @@ import orjson
 
 from stream.core.cliutil import CommandError, add_option
 from stream.core.ranking import average_precision, recall_at_precision
-from stream.core.timeutil import parse_ts
-
-DAY_S = 86400.0
+from stream.core.timeutil import DAY_S, parse_ts
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:

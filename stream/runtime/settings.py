@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.core.state import StateLimits
+from stream.core.timeutil import HOUR_MS, HOUR_S
 from stream.detect.churn import ChurnConfig
 from stream.detect.processor import DetectorConfig
 from stream.detect.rules import RuleConfig
@@ -44,8 +45,8 @@ class Settings(BaseSettings):
     max_events: int = Field(default=128, ge=1)
     max_age_hours: float = Field(default=30 * 24, gt=0)
     allowed_lateness_seconds: float = Field(default=600, ge=0)
-    fraud_cooldown_seconds: float = Field(default=3600, ge=0)
-    brushing_cooldown_seconds: float = Field(default=6 * 3600, gt=0)
+    fraud_cooldown_seconds: float = Field(default=HOUR_S, ge=0)
+    brushing_cooldown_seconds: float = Field(default=6 * HOUR_S, gt=0)
     commit_interval_seconds: float = Field(default=1.0, gt=0)
     # How long the group waits for a silent worker (killed, or stuck) before its partitions
     # move; heartbeats go every 3 s, and brokers refuse less than 6 s by default.
@@ -86,7 +87,7 @@ class Settings(BaseSettings):
 
     def churn_config(self) -> ChurnConfig:
         return ChurnConfig(
-            interval_ms=int(self.churn_interval_hours * 3600 * 1000),
+            interval_ms=int(self.churn_interval_hours * HOUR_MS),
             threshold=self.churn_threshold,
         )
 
@@ -96,7 +97,7 @@ class Settings(BaseSettings):
     def detector_config(self) -> DetectorConfig:
         limits = StateLimits(
             max_events=self.max_events,
-            max_age_ms=int(self.max_age_hours * 3600 * 1000),
+            max_age_ms=int(self.max_age_hours * HOUR_MS),
             allowed_lateness_ms=int(self.allowed_lateness_seconds * 1000),
         )
         return DetectorConfig(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from stream.simulate.context import HOUR_MS, Context
-from stream.simulate.emitter import DAY_MS, Session
+from stream.core.timeutil import DAY_MS, HOUR_MS
+from stream.simulate.context import Context
+from stream.simulate.emitter import Session
 from stream.simulate.world import (
     CATEGORY_NAMES,
     COUNTRIES,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stream.simulate.context import HOUR_MS, Context
+from stream.core.timeutil import HOUR_MS
+from stream.simulate.context import Context
 from stream.simulate.emitter import Session
 from stream.simulate.world import (
     ATTACKER_NETS,

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from stream.core.timeutil import DAY_MS
 from stream.simulate.context import Context
-from stream.simulate.emitter import DAY_MS
 from stream.simulate.world import User
 
 CHURN = "churn"

@@ -8,11 +8,10 @@ from bisect import bisect
 from itertools import accumulate
 from typing import Any
 
+from stream.core.timeutil import DAY_MS, HOUR_MS
 from stream.simulate.config import SimConfig
-from stream.simulate.emitter import DAY_MS, Emitter, Session
+from stream.simulate.emitter import Emitter, Session
 from stream.simulate.world import Item, User, World, ipv4, ipv6, token
-
-HOUR_MS = 3_600_000
 
 
 class Context:

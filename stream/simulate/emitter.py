@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from stream.core.timeutil import DAY_MS
 from stream.simulate.world import User
 
-DAY_MS = 86_400_000
 Event = dict[str, Any]
 # (ts in epoch ms, generation sequence for stable ties, event, label kind or None)
 Row = tuple[int, int, Event, str | None]

@@ -4,8 +4,9 @@ country, failed payments, refunds) catches all of them."""
 
 from __future__ import annotations
 
-from stream.simulate.context import HOUR_MS, Context
-from stream.simulate.emitter import DAY_MS, Session
+from stream.core.timeutil import DAY_MS, HOUR_MS
+from stream.simulate.context import Context
+from stream.simulate.emitter import Session
 from stream.simulate.world import (
     ATTACKER_NETS,
     CATEGORY_NAMES,

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from stream.core.timeutil import MINUTE_MS
 from stream.simulate.brushing import BRUSHING
 from stream.simulate.config import SimConfig
 from stream.simulate.emitter import Event
@@ -27,7 +28,7 @@ class TimestampFormatter:
         self._prefix = ""
 
     def __call__(self, ms: int) -> str:
-        minute, rest = divmod(ms, 60_000)
+        minute, rest = divmod(ms, MINUTE_MS)
         if minute != self._minute:
             self._minute = minute
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-DAY_MS = 86_400_000
+from stream.core.timeutil import DAY_MS, HOUR_MS
+
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
 
@@ -179,11 +180,11 @@ def make_fixture(users: int = 300, days: int = 40, seed: int = 7) -> Fixture:
         fraud_day = r.randrange(5, days) if r.random() < 0.15 else -1
         for day in range(min(days, churn_day)):
             if r.random() < 0.45:
-                ts = START_MS + day * DAY_MS + r.randrange(6 * 3_600_000, 22 * 3_600_000)
+                ts = START_MS + day * DAY_MS + r.randrange(6 * HOUR_MS, 22 * HOUR_MS)
                 g.session(u, ts)
                 u.last_day = day
             if day == fraud_day:
-                g.session(u, START_MS + day * DAY_MS + r.randrange(0, 5 * 3_600_000), fraud=True)
+                g.session(u, START_MS + day * DAY_MS + r.randrange(0, 5 * HOUR_MS), fraud=True)
         if churn_day <= days:
             mine = [e["ts"] for e in g.fx.events if e["user_id"] == u.uid]
             if mine:

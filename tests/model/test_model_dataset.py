@@ -10,14 +10,15 @@ from model.dataset import (
     BRUSHING,
     CHURN,
     CHURN_MIN_EVENTS,
-    DAY_MS,
     FRAUD,
     Corpus,
     build_corpus,
     encode,
     read_labels,
 )
-from model.features import DECISION_TYPES, NOW_TYPE, FeatureSpec, encode_window
+from model.features import NOW_TYPE, FeatureSpec, encode_window
+from stream.core.schema import DECISION_TYPES
+from stream.core.timeutil import DAY_MS
 
 HORIZON_DAYS = 3.0
 

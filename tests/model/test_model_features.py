@@ -28,6 +28,7 @@ from model.features import (
     encode_window,
     tokenize_events,
 )  # fmt: skip
+from stream.core.timeutil import DAY_MS
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = FeatureSpec()
@@ -207,7 +208,7 @@ def test_events_older_than_max_age_are_left_out() -> None:
     assert cat[-1, SPEC.cat_features.index("new_device_id")] == NEW
 
 
-DAY = 86_400_000
+DAY = DAY_MS
 # Values drawn from small pools repeat within a user's window; the rest are novelties.
 _POOLS: dict[str, tuple[str, ...]] = {
     "device_id": ("dev-a", "dev-b"),

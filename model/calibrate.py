@@ -1,4 +1,5 @@
-"""Calibration, thresholds and ranking metrics, in numpy only (the scorer imports this).
+"""Calibration, thresholds and ranking metrics over numpy arrays (the scorer imports this);
+the ranking metrics themselves are the core's (``stream.core.ranking``), wrapped.
 
 Platt scaling maps a raw logit z to sigmoid(a * z + b), fitted by Newton's method on
 validation data, so scores read as probabilities. Thresholds are then chosen on the
@@ -13,6 +14,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from stream.core import ranking
 
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = npt.NDArray[Any]
@@ -76,33 +79,30 @@ def fit_platt(logits: ArrayLike, labels: ArrayLike, iters: int = 50, l2: float =
 
 
 def _pr_curve(scores: ArrayLike, labels: ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Precision, recall and threshold at each distinct score, highest score first."""
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.float64)
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # end of each tie group
-    tp = np.cumsum(y)[last]
-    fp = (last + 1) - tp
-    precision = tp / np.maximum(tp + fp, 1)
-    recall = tp / max(y.sum(), 1.0)
-    return precision, recall, s[last]
+    """Precision, recall and threshold at each distinct score, highest score first: the
+    core's curve (``stream.core.ranking``) as arrays."""
+    points = ranking.pr_curve(_floats(scores), _flags(labels))
+    curve = np.array(points, dtype=np.float64).reshape(-1, 3)
+    return curve[:, 0], curve[:, 1], curve[:, 2]
 
 
 def average_precision(scores: ArrayLike, labels: ArrayLike) -> float:
     """PR-AUC as average precision (step-wise, ties grouped), NaN without positives."""
-    if np.asarray(labels).sum() == 0:
-        return float("nan")
-    precision, recall, _ = _pr_curve(scores, labels)
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    ap = ranking.average_precision(_floats(scores), _flags(labels))
+    return float("nan") if ap is None else ap
 
 
 def recall_at_precision(scores: ArrayLike, labels: ArrayLike, target: float = 0.9) -> float:
-    if np.asarray(labels).sum() == 0:
-        return float("nan")
-    precision, recall, _ = _pr_curve(scores, labels)
-    ok = precision >= target
-    return float(recall[ok].max()) if ok.any() else 0.0
+    recall = ranking.recall_at_precision(_floats(scores), _flags(labels), target)
+    return float("nan") if recall is None else recall
+
+
+def _floats(values: ArrayLike) -> list[float]:
+    return list(np.asarray(values, dtype=np.float64).ravel().tolist())
+
+
+def _flags(labels: ArrayLike) -> list[bool]:
+    return list((np.asarray(labels, dtype=np.float64).ravel() > 0).tolist())
 
 
 def choose_threshold(

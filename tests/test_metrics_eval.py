@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from stream.core.ranking import average_precision, recall_at_precision
+from stream.core.ranking import average_precision, pr_curve, recall_at_precision
 
 
 def test_perfect_and_inverted_rankings() -> None:
@@ -36,3 +36,22 @@ def test_recall_at_precision_and_no_positives() -> None:
     scores, labels = [0.9, 0.8, 0.7, 0.6], [True, True, False, True]
     assert recall_at_precision(scores, labels, 0.9) == pytest.approx(2 / 3)
     assert average_precision([0.1], [False]) is None
+
+
+def test_curve_has_one_point_per_distinct_score() -> None:
+    points = pr_curve([0.9, 0.5, 0.5, 0.1], [True, True, False, False])
+    assert points == [(1.0, 0.5, 0.9), (2 / 3, 1.0, 0.5), (0.5, 1.0, 0.1)]
+    assert pr_curve([0.3, 0.2], [False, False]) == []
+
+
+def test_the_model_wraps_the_same_metrics() -> None:
+    """``model.calibrate`` computes nothing of its own: NaN where the core says None."""
+    np = pytest.importorskip("numpy")
+    calibrate = pytest.importorskip("model.calibrate")
+    rng = random.Random(2)
+    labels = [rng.random() < 0.1 for _ in range(500)]
+    scores = [round(rng.random() + (0.4 if y else 0.0), 2) for y in labels]
+    s, y = np.array(scores), np.array(labels, dtype=np.float32)
+    assert calibrate.average_precision(s, y) == average_precision(scores, labels)
+    assert calibrate.recall_at_precision(s, y, 0.8) == recall_at_precision(scores, labels, 0.8)
+    assert np.isnan(calibrate.average_precision(s, np.zeros_like(y)))

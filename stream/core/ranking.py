@@ -1,18 +1,31 @@
 """Ranking metrics without scikit-learn: average precision (PR-AUC) and recall at a
-target precision, with tied scores ranked together as scikit-learn does."""
+target precision, with tied scores ranked together as scikit-learn does.
+
+The one implementation for the stream's reports and the model's build (which wraps it
+for numpy arrays in ``model.calibrate``); plain Python, as the core needs no numpy.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 
-def _curve(scores: Sequence[float], labels: Sequence[bool]) -> list[tuple[float, float]]:
-    """(precision, recall) after each distinct score threshold, highest first."""
-    positives = sum(labels)
+class CurvePoint(NamedTuple):
+    """Precision and recall of alerting on every score at or above ``threshold``."""
+
+    precision: float
+    recall: float
+    threshold: float
+
+
+def pr_curve(scores: Sequence[float], labels: Sequence[bool]) -> list[CurvePoint]:
+    """One point per distinct score, highest first; empty without positives."""
+    positives = sum(1 for y in labels if y)
     if positives == 0:
         return []
-    order = sorted(range(len(scores)), key=lambda i: -scores[i])
-    points: list[tuple[float, float]] = []
+    order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
+    points: list[CurvePoint] = []
     tp = fp = 0
     for n, i in enumerate(order):
         if labels[i]:
@@ -21,17 +34,17 @@ def _curve(scores: Sequence[float], labels: Sequence[bool]) -> list[tuple[float,
             fp += 1
         last_of_tie = n + 1 == len(order) or scores[order[n + 1]] != scores[i]
         if last_of_tie:
-            points.append((tp / (tp + fp), tp / positives))
+            points.append(CurvePoint(tp / (tp + fp), tp / positives, scores[i]))
     return points
 
 
 def average_precision(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     """Area under the precision-recall curve as a step sum; None without positives."""
-    points = _curve(scores, labels)
+    points = pr_curve(scores, labels)
     if not points:
         return None
     area, prev_recall = 0.0, 0.0
-    for precision, recall in points:
+    for precision, recall, _ in points:
         area += (recall - prev_recall) * precision
         prev_recall = recall
     return area
@@ -40,7 +53,9 @@ def average_precision(scores: Sequence[float], labels: Sequence[bool]) -> float 
 def recall_at_precision(
     scores: Sequence[float], labels: Sequence[bool], target: float = 0.9
 ) -> float | None:
-    points = _curve(scores, labels)
+    """The best recall among thresholds whose precision reaches ``target``; None without
+    positives."""
+    points = pr_curve(scores, labels)
     if not points:
         return None
-    return max((r for p, r in points if p >= target), default=0.0)
+    return max((p.recall for p in points if p.precision >= target), default=0.0)

@@ -36,6 +36,7 @@ from stream.detect.processor import DetectorConfig, apply_seller_record, apply_u
 from stream.detect.reorder import ReorderBuffer
 
 S = TypeVar("S")
+S_co = TypeVar("S_co", covariant=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +51,10 @@ class Record:
     origin: Any = None
 
 
-class States(Protocol[S]):
+class States(Protocol[S_co]):
     """State access for one table: states by partition and key, changes reported back."""
 
-    def get(self, partition: int, key: bytes) -> S: ...
+    def get(self, partition: int, key: bytes) -> S_co: ...
 
     def changed(self, partition: int, key: bytes) -> None: ...
 
@@ -282,7 +283,8 @@ class SellerPipeline:
         fx = Effects(model_version(model))
         for record in records:
             try:
-                self._buffer(record, now_ms)
+                if not self._buffer(record, now_ms):
+                    fx.handled.append(record)  # a watermark: nothing more to do with it
             except Exception as exc:
                 if decide(exc) is Action.CRASH:
                     raise
@@ -294,18 +296,20 @@ class SellerPipeline:
                 self._decide(record, partition, states, threshold, fx)
         return fx
 
-    def _buffer(self, record: Record, now_ms: int) -> None:
+    def _buffer(self, record: Record, now_ms: int) -> bool:
+        """Hold a seller record back (True), or take in a watermark (False)."""
         buffer = self.buffers.get(record.partition)
         if buffer is None:
             buffer = self.buffers[record.partition] = ReorderBuffer(self.sources, self.wait_ms)
         if record.value.startswith(_WATERMARK):
             mark = orjson.loads(record.value)
             buffer.advance(int(mark["partition"]), int(mark["watermark"]))
-            return
+            return False
         row = orjson.loads(record.value)
         if not isinstance(row, list) or len(row) <= S_USER:
             raise Rejected("bad_seller_record", "value: not a seller record")
         buffer.add(row[S_TS], row[S_EID], record, now_ms)
+        return True
 
     def _decide(
         self,

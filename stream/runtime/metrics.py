@@ -106,6 +106,11 @@ class Metrics:
             "1 while a model bundle was configured but the rules score instead",
             registry=r,
         )
+        self.reorder_waiting = Gauge(
+            "fraudstream_seller_reorder_waiting",
+            "Seller records held back until the input partitions' event time passes them",
+            registry=r,
+        )
         self.table_keys = Gauge(
             "fraudstream_table_keys",
             "Keys in this worker's local state tables (RocksDB estimate)",

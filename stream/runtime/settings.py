@@ -7,7 +7,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stream.core.event_time import DEFAULT_MAX_SKEW_MS, EventTimeGuard
 from stream.core.state import StateLimits
+from stream.core.timeutil import now_ms
 from stream.core.timeutil import HOUR_MS, HOUR_S
 from stream.detect.churn import ChurnConfig
 from stream.detect.processor import DetectorConfig
@@ -45,6 +47,11 @@ class Settings(BaseSettings):
     max_events: int = Field(default=128, ge=1)
     max_age_hours: float = Field(default=30 * 24, gt=0)
     allowed_lateness_seconds: float = Field(default=600, ge=0)
+    # Events dated more than this ahead of their partition's latest accepted event time (and
+    # of the wall clock, when wall_clock_skew is on) are rejected as "future".
+    max_skew_ms: int = Field(default=DEFAULT_MAX_SKEW_MS, ge=0)
+    # Off where event time runs ahead of the wall clock on purpose (simulated traffic).
+    wall_clock_skew: bool = True
     fraud_cooldown_seconds: float = Field(default=HOUR_S, ge=0)
     brushing_cooldown_seconds: float = Field(default=6 * HOUR_S, gt=0)
     commit_interval_seconds: float = Field(default=1.0, gt=0)
@@ -60,6 +67,9 @@ class Settings(BaseSettings):
     # waits batch_wait_ms once for more.
     batch_max: int = Field(default=500, ge=1)
     batch_wait_ms: float = Field(default=2.0, ge=0)
+    # The seller side decides purchases in event-time order once every input partition's
+    # watermark has passed them; none waits longer than this for a quiet partition.
+    reorder_wait_ms: int = Field(default=2000, ge=0)
     # Records per consumer poll: small polls keep events flowing to the agents evenly,
     # instead of bursts of many thousands that stall them while they are decoded.
     max_poll_records: int = Field(default=500, ge=1)
@@ -90,6 +100,9 @@ class Settings(BaseSettings):
             interval_ms=int(self.churn_interval_hours * HOUR_MS),
             threshold=self.churn_threshold,
         )
+
+    def event_time_guard(self) -> EventTimeGuard:
+        return EventTimeGuard(self.max_skew_ms, now_ms if self.wall_clock_skew else None)
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

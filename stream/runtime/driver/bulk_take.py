@@ -25,6 +25,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 
+class Taken:
+    """One event taken from a stream, with what acknowledging it needs; an event may be
+    acknowledged after its batch (the seller side holds events back to reorder them)."""
+
+    __slots__ = ("event", "state", "stream")
+
+    def __init__(self, stream: Any, event: Any, state: Any) -> None:
+        self.stream, self.event, self.state = stream, event, state
+
+
 class Batch:
     """Up to ``max_`` events taken together; ``ack`` them once they are fully handled."""
 
@@ -36,12 +46,22 @@ class Batch:
     def ack(self) -> None:
         _ack(self._stream, self.events, self._states)
 
+    def taken(self) -> list[Taken]:
+        stream = self._stream
+        return [Taken(stream, e, s) for e, s in zip(self.events, self._states, strict=True)]
+
+
+def ack_taken(taken: list[Taken]) -> None:
+    """Acknowledge events taken from one or more batches of the same stream."""
+    if taken:
+        _ack(taken[0].stream, [t.event for t in taken], [t.state for t in taken])
+
 
 async def take_batches(stream: Any, max_: int, linger_s: float = 0.0) -> AsyncIterator[Batch]:
     """Yield batches of up to ``max_`` events each; the taker acknowledges each one.
 
     With ``linger_s`` a batch that is not full waits that long once for more events."""
-    app, channel = stream.runtime.app, stream.channel
+    app, channel = stream.app, stream.channel
     queue = channel.queue
     wait_for_one = channel.__anext__
     consumer = app.consumer
@@ -90,7 +110,7 @@ def _admit(
     """The taken events to handle, with their sensor states; events of a stale generation
     or taken while flow control is suspended by a rebalance are dropped unacked (the seek
     after the rebalance fetches them again)."""
-    app = stream.runtime.app
+    app = stream.app
     on_message_in = stream._on_message_in
     on_stream_event_in = stream._on_stream_event_in
     batch: list[Any] = []

@@ -11,7 +11,7 @@ producer buffer, about a third of a millisecond per write here) capped the worke
 2,000 events/s:
 
 - Faust routes a table access to the partition of the "current event"; inside a batch that
-  would be the last event, so each access is made with its own event set as current.
+  would be the last event, so states are read from the partition's store directly.
 - The writes go to the RocksDB store directly, one write batch per partition, and their
   changelog records through librdkafka, to the same topic, partition, key and value bytes
   that Faust itself would write, so Faust's recovery and standby replicas read them
@@ -23,25 +23,13 @@ producer buffer, about a third of a millisecond per write here) capped the worke
 from __future__ import annotations
 
 import itertools
-import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
-from faust.streams import _current_event
 from faust.types import TP
 from rocksdict import WriteBatch
 
 from stream.runtime.output import KafkaOutput
-
-
-@contextmanager
-def as_current(event: Any) -> Iterator[None]:
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 class Codec(Protocol):
@@ -69,14 +57,22 @@ class CoalescedTable(Generic[S]):
         # Keys collected but not yet applied -> [partition, how many pending writes].
         self._unwritten: dict[bytes, list[int]] = {}
 
-    def get(self, event: Any, key: bytes) -> S:
+    def get(self, partition: int, key: bytes) -> S:
         cache = self._cache
         state = cache.pop(key, None)
         if state is None:
-            with as_current(event):
-                state = self._decode(self._table.get(key))
+            state = self._decode(self._read(partition, key))
         cache[key] = state
         return state
+
+    def _read(self, partition: int, key: bytes) -> bytes | None:
+        """The stored value of ``key`` in ``partition``'s store, as Faust's own ``_get`` reads
+        it for an event of that partition (and its record of which partition holds a key)."""
+        store = self._table.data
+        value: bytes | None = store._db_for_partition(partition).get(key)
+        if value is not None:
+            store._key_index[key] = partition
+        return value
 
     def peek(self, key: bytes) -> S | None:
         """The current state of ``key`` if this worker holds it, for read-only views."""
@@ -104,9 +100,9 @@ class CoalescedTable(Generic[S]):
         fresh += [k for k, (p, _) in self._unwritten.items() if p == partition and k not in known]
         return stored + fresh
 
-    def mark(self, event: Any, key: bytes) -> None:
-        """The state of ``key`` changed while handling ``event``."""
-        self._dirty[key] = event.message.partition
+    def changed(self, partition: int, key: bytes) -> None:
+        """The state of ``key``, held in ``partition``, changed in this batch."""
+        self._dirty[key] = partition
 
     def collect(self) -> list[Write]:
         """Encode the states this batch changed, as they are now."""

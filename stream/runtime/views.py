@@ -1,0 +1,74 @@
+"""The worker's web views (metrics, a user's and a seller's state) and periodic gauges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+
+from stream.core.state import SellerState, UserState, row_to_dict
+from stream.runtime.driver.tables import CoalescedTable
+from stream.runtime.metrics import Metrics, estimate_keys
+
+
+def add_views(
+    app: faust.App,
+    metrics: Metrics,
+    users: CoalescedTable[UserState],
+    sellers: CoalescedTable[SellerState],
+) -> None:
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        headers = {"Content-Type": CONTENT_TYPE_PLAIN_0_0_4}
+        return web.bytes(generate_latest(metrics.registry), headers=headers)
+
+    @app.page("/users/{user_id}")
+    async def user_view(web: Any, request: Any, user_id: str) -> Any:
+        state = users.peek(user_id.encode())
+        if state is None:
+            return web.json({"error": "unknown user"}, status=404)
+        return web.json(
+            {
+                "user_id": user_id,
+                "first_ts": state.first_ts,
+                "max_ts": state.max_ts,
+                "total": state.total,
+                "events": [row_to_dict(r) for r in state.events],
+            }
+        )
+
+    @app.page("/sellers/{seller_id}")
+    async def seller_view(web: Any, request: Any, seller_id: str) -> Any:
+        state = sellers.peek(seller_id.encode())
+        if state is None:
+            return web.json({"error": "unknown seller"}, status=404)
+        return web.json({"seller_id": seller_id, "max_ts": state.max_ts, "orders": state.orders})
+
+
+def add_monitoring(
+    app: faust.App, metrics: Metrics, events_topic: str, users: Any, sellers: Any
+) -> None:
+    metrics.up.set(1)
+
+    @app.timer(5.0)  # type: ignore[untyped-decorator]
+    async def report_lag() -> None:
+        consumer = app.consumer
+        lag: dict[int, int] = {}
+        for tp in consumer.assignment():
+            if tp.topic != events_topic:
+                continue
+            position = await consumer.position(tp)
+            if position is not None:
+                lag[tp.partition] = max(0, consumer.highwater(tp) - position)
+        # Partitions moved to another worker after a rebalance must not report stale lag.
+        metrics.lag.clear()
+        for partition, behind in lag.items():
+            metrics.lag.labels(str(partition)).set(behind)
+        metrics.table_keys.labels("users").set(estimate_keys(users))
+        metrics.table_keys.labels("sellers").set(estimate_keys(sellers))
+
+    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        metrics.rebalances.inc()
+
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]

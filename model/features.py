@@ -2,13 +2,15 @@
 
 An event becomes a row of small categorical codes plus a few numbers. Work splits in two:
 ``tokenize_events`` turns each event into per-event codes once (hashes, log buckets, hour),
-and ``encode_window`` derives what depends on the window (time since the previous event,
-novelty flags, running distinct counts) from those codes. ``encode_sequence`` is the two
-together; training tokenizes each user's history once and calls ``encode_window`` on
-slices, and a test proves the two paths agree exactly.
+and ``encode_packed`` derives what depends on the window (time since the previous event,
+novelty flags, running distinct counts) from those codes, for a batch of right-aligned
+windows at once. It is the one encoder: ``encode_tables`` (whole tables), ``encode_window``
+(one slice of a table, a batch of one), ``encode_sequence`` and ``encode_batch`` (raw
+events) all end in it. Training tokenizes each user's history once and encodes slices of
+it; a test proves that equals encoding the stream's last T events.
 
-Only numpy and the standard library are imported here: the worker calls this per decision.
-"""
+Only numpy, the standard library and the stream's core are imported here: the worker calls
+this per micro-batch."""
 
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ NOVELTY_FIELDS: tuple[str, ...] = (
 )
 
 Int64Array = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 Float32Array = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -160,6 +163,11 @@ class EventTable:
     def __len__(self) -> int:
         return int(self.ts.shape[0])
 
+    def rows(self, start: int, end: int) -> EventTable:
+        """Events ``start:end`` as a table of views (nothing is copied)."""
+        part = slice(start, end)
+        return EventTable(self.ts[part], self.static[part], self.ids[part], self.nums[part])
+
 
 def stable_hash(value: str) -> int:
     """A hash that is the same in every process (unlike ``hash()``), never 0."""
@@ -219,18 +227,6 @@ def tokenize_events(events: Sequence[Mapping[str, Any]], spec: FeatureSpec) -> E
     return EventTable(ts=ts, static=static, ids=ids, nums=nums)
 
 
-def _novelty(ids: Int64Array) -> tuple[Int64Array, Int64Array]:
-    """Novelty codes for every id column (n, k), and which cells are first occurrences."""
-    n = ids.shape[0]
-    present = ids != 0
-    same = ids[:, None, :] == ids[None, :, :]  # same[i, j, c]: rows i and j share a value
-    earlier = np.tri(n, n, -1, dtype=np.bool_)  # earlier[i, j]: j < i
-    seen = (same & earlier[:, :, None]).any(axis=1)
-    codes = np.where(present, np.where(seen, SEEN, NEW), MISSING).astype(np.int64)
-    first = (present & ~seen).astype(np.int64)
-    return codes, first
-
-
 def encode_window(
     table: EventTable, start: int, end: int, spec: FeatureSpec, T: int
 ) -> tuple[Int64Array, Float32Array, BoolArray]:
@@ -239,59 +235,21 @@ def encode_window(
     Rows are right-aligned: the decision event is always at position T-1 and padding
     (code 0, mask False) fills the front. Window features use only events in the slice,
     and events more than ``spec.max_age_ms`` older than the decision event are left out.
+    A batch of one for ``encode_tables``: training slices and the stream share one encoder.
     """
-    if not 1 <= T <= MAX_T:
-        raise ValueError(f"T must be in 1..{MAX_T}, got {T}")
-    start = max(start, end - T, 0)
-    if end > start:
-        oldest = int(table.ts[end - 1]) - spec.max_age_ms
-        start += int(np.searchsorted(table.ts[start:end], oldest, side="left"))
-    n = end - start
-    if n <= 0:
-        raise ValueError("cannot encode an empty sequence")
-    cat = np.zeros((T, spec.n_cat), dtype=np.int64)
-    num = np.zeros((T, spec.n_num), dtype=np.float32)
-    mask = np.zeros(T, dtype=np.bool_)
-    rows = slice(T - n, T)
-    mask[rows] = True
-
-    ts = table.ts[start:end]
-    gap_s = np.zeros(n, dtype=np.float64)
-    gap_s[1:] = np.maximum(np.diff(ts), 0) / 1000.0
-    log_gap = np.log1p(gap_s)
-    gap_code = 2 + np.minimum(spec.gap_buckets - 1, (log_gap * spec.log_scale).astype(np.int64))
-    gap_code[0] = MISSING  # the previous event is outside the window
-
-    cat[rows, :_COL_HOUR] = table.static[start:end, :_COL_HOUR]
-    cat[rows, _COL_HOUR] = gap_code
-    cat[rows, _COL_HOUR + 1 : _N_STATIC + 1] = table.static[start:end, _COL_HOUR:]
-    codes, first = _novelty(table.ids[start:end])
-    cat[rows, _N_STATIC + 1 :] = codes
-    # Running counts up to each event: distinct devices, IPs, countries, instruments, and
-    # failed outcomes; and how long before the decision each event happened.
-    distinct = np.log1p(np.cumsum(first[:, :4], axis=0)).astype(np.float32)
-    failed = np.cumsum(table.static[start:end, _COL_STATUS] == _STATUS["failed"])
-    age_s = np.maximum(ts[-1] - ts, 0) / 1000.0
-    nums = table.nums[start:end]
-    num[rows, 0] = nums[:, 0]
-    num[rows, 1] = nums[:, 1]
-    num[rows, 2] = log_gap.astype(np.float32) / 10.0
-    num[rows, 3] = nums[:, 2]
-    num[rows, 4:8] = distinct
-    num[rows, 8] = np.log1p(failed).astype(np.float32)
-    num[rows, 9] = (np.log1p(age_s) / 10.0).astype(np.float32)
-    return cat, num, mask
+    cat, num, mask = encode_tables([table.rows(max(start, 0), end)], spec, T)
+    return cat[0], num[0], mask[0]
 
 
 def encode_tables(
     tables: Sequence[EventTable], spec: FeatureSpec, T: int
 ) -> tuple[Int64Array, Float32Array, BoolArray]:
-    """``encode_window`` over whole tables (decision event last), many at once.
+    """Whole tables (decision event last), many at once: each one's last T events are
+    right-aligned into packed rows and encoded by ``encode_packed``.
 
     The stream scores hundreds of windows per micro-batch; doing the window features for
     all of them in a few array operations instead of a loop of small ones is several times
-    faster. The result equals stacking ``encode_window(t, 0, len(t), spec, T)`` exactly
-    (a test checks).
+    faster.
     """
     if not 1 <= T <= MAX_T:
         raise ValueError(f"T must be in 1..{MAX_T}, got {T}")
@@ -335,52 +293,74 @@ def encode_packed(
     ints: Int64Array, floats: Float32Array, valid: BoolArray, spec: FeatureSpec
 ) -> tuple[Int64Array, Float32Array, BoolArray]:
     """Window features of right-aligned packed rows: ints (B, T, PACKED_INTS), floats
-    (B, T, 3), valid (B, T) true on each window's events (a suffix, decision event last)."""
-    B, T = valid.shape
-    valid = valid.copy()
+    (B, T, 3), valid (B, T) true on each window's events (a suffix, decision event last).
+    The one encoder: every other ``encode_*`` ends here."""
     ts = ints[:, :, 0]
     static = ints[:, :, 1 : 1 + _N_STATIC]
-    ids = ints[:, :, 1 + _N_STATIC :]
-    raw_nums = floats
     # Events older than max_age before the decision are left out (always a prefix).
-    valid &= ts >= ts[:, -1:] - spec.max_age_ms
-    first_pos = valid & ~np.concatenate([np.zeros((B, 1), np.bool_), valid[:, :-1]], axis=1)
+    valid = valid & (ts >= ts[:, -1:] - spec.max_age_ms)
+    log_gap, gap_code = _gaps(ts, valid, spec)
+    codes, first = _novelty(ints[:, :, 1 + _N_STATIC :], valid)
+    cat = np.zeros((*valid.shape, spec.n_cat), dtype=np.int64)
+    cat[:, :, :_COL_HOUR] = static[:, :, :_COL_HOUR]
+    cat[:, :, _COL_HOUR] = gap_code
+    cat[:, :, _COL_HOUR + 1 : _N_STATIC + 1] = static[:, :, _COL_HOUR:]
+    cat[:, :, _N_STATIC + 1 :] = codes
+    num = _numbers(ts, static, floats, valid, log_gap, first, spec)
+    cat[~valid] = 0
+    num[~valid] = 0.0
+    return cat, num, valid
 
+
+def _gaps(ts: Int64Array, valid: BoolArray, spec: FeatureSpec) -> tuple[FloatArray, Int64Array]:
+    """log1p of seconds since the previous event in the window, and its bucket code; the
+    first event's previous one lies outside the window (MISSING)."""
+    B, T = valid.shape
+    first_pos = valid & ~np.concatenate([np.zeros((B, 1), np.bool_), valid[:, :-1]], axis=1)
     gap_s = np.zeros((B, T), dtype=np.float64)
     gap_s[:, 1:] = np.maximum(np.diff(ts, axis=1), 0) / 1000.0
     gap_s[first_pos | ~valid] = 0.0
     log_gap = np.log1p(gap_s)
     gap_code = 2 + np.minimum(spec.gap_buckets - 1, (log_gap * spec.log_scale).astype(np.int64))
     gap_code[first_pos] = MISSING
+    return log_gap, gap_code
 
-    # Novelty among valid events only: same[b, i, j, c] = rows i and j share a value.
+
+def _novelty(ids: Int64Array, valid: BoolArray) -> tuple[Int64Array, Int64Array]:
+    """Novelty codes among valid events only, and which cells are first occurrences."""
+    T = valid.shape[1]
     vids = np.where(valid[:, :, None], ids, 0)
     present = vids != 0
-    same = vids[:, :, None, :] == vids[:, None, :, :]
+    same = vids[:, :, None, :] == vids[:, None, :, :]  # same[b, i, j, c]: rows i, j agree
     earlier = np.tri(T, T, -1, dtype=np.bool_)[None, :, :, None] & valid[:, None, :, None]
     seen = (same & earlier).any(axis=2)
     codes = np.where(present, np.where(seen, SEEN, NEW), MISSING).astype(np.int64)
-    first = (present & ~seen).astype(np.int64)
+    return codes, (present & ~seen).astype(np.int64)
 
-    cat = np.zeros((B, T, spec.n_cat), dtype=np.int64)
-    num = np.zeros((B, T, spec.n_num), dtype=np.float32)
-    cat[:, :, :_COL_HOUR] = static[:, :, :_COL_HOUR]
-    cat[:, :, _COL_HOUR] = gap_code
-    cat[:, :, _COL_HOUR + 1 : _N_STATIC + 1] = static[:, :, _COL_HOUR:]
-    cat[:, :, _N_STATIC + 1 :] = codes
+
+def _numbers(
+    ts: Int64Array,
+    static: Int64Array,
+    raw: Float32Array,
+    valid: BoolArray,
+    log_gap: FloatArray,
+    first: Int64Array,
+    spec: FeatureSpec,
+) -> Float32Array:
+    """The numeric features: the event's own numbers, its gap, running distinct devices,
+    IPs, countries and instruments, failed outcomes so far, and its age at the decision."""
+    num = np.zeros((*valid.shape, spec.n_num), dtype=np.float32)
     distinct = np.log1p(np.cumsum(first[:, :, :4], axis=1)).astype(np.float32)
     failed = np.cumsum((static[:, :, _COL_STATUS] == _STATUS["failed"]) & valid, axis=1)
     age_s = np.maximum(ts[:, -1:] - ts, 0) / 1000.0
-    num[:, :, 0] = raw_nums[:, :, 0]
-    num[:, :, 1] = raw_nums[:, :, 1]
+    num[:, :, 0] = raw[:, :, 0]
+    num[:, :, 1] = raw[:, :, 1]
     num[:, :, 2] = log_gap.astype(np.float32) / 10.0
-    num[:, :, 3] = raw_nums[:, :, 2]
+    num[:, :, 3] = raw[:, :, 2]
     num[:, :, 4:8] = distinct
     num[:, :, 8] = np.log1p(failed).astype(np.float32)
     num[:, :, 9] = (np.log1p(age_s) / 10.0).astype(np.float32)
-    cat[~valid] = 0
-    num[~valid] = 0.0
-    return cat, num, valid
+    return num
 
 
 def encode_sequence(
@@ -390,14 +370,13 @@ def encode_sequence(
 
     Returns ``cat`` (T, n_cat) int64, ``num`` (T, n_num) float32 and ``mask`` (T,) bool.
     """
-    recent = events[-T:] if T > 0 else events
-    table = tokenize_events(recent, spec)
-    return encode_window(table, 0, len(table), spec, T)
+    cat, num, mask = encode_batch([events], spec, T)
+    return cat[0], num[0], mask[0]
 
 
 def encode_batch(
     sequences: Sequence[Sequence[Mapping[str, Any]]], spec: FeatureSpec, T: int
 ) -> tuple[Int64Array, Float32Array, BoolArray]:
-    """Stack ``encode_sequence`` over several users: (B, T, n_cat), (B, T, n_num), (B, T)."""
-    cats, nums, masks = zip(*(encode_sequence(s, spec, T) for s in sequences), strict=True)
-    return np.stack(cats), np.stack(nums), np.stack(masks)
+    """``encode_sequence`` over several users: (B, T, n_cat), (B, T, n_num), (B, T)."""
+    tables = [tokenize_events(events[-T:] if T > 0 else events, spec) for events in sequences]
+    return encode_tables(tables, spec, T)

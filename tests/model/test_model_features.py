@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from modelsynth import make_fixture
+from window_reference import reference_window
 
 from model.features import (
     EVENT_TYPES,
@@ -79,7 +80,8 @@ def test_codes_within_cardinalities(users: dict[str, list[dict[str, Any]]]) -> N
 
 
 def test_training_windows_equal_stream_encoding(users: dict[str, list[dict[str, Any]]]) -> None:
-    """Training slices one tokenized history; the stream encodes its last T events."""
+    """Training slices one tokenized history; the stream encodes its last T events; both
+    equal the one-window reference."""
     rng = np.random.default_rng(0)
     checked = 0
     for events in users.values():
@@ -88,8 +90,10 @@ def test_training_windows_equal_stream_encoding(users: dict[str, list[dict[str, 
             for T in (4, 32):
                 a = encode_window(table, end - T, int(end), SPEC, T)
                 b = encode_sequence(events[: int(end)], SPEC, T)
-                for x, y in zip(a, b, strict=True):
+                c = reference_window(table, end - T, int(end), SPEC, T)
+                for x, y, z in zip(a, b, c, strict=True):
                     np.testing.assert_array_equal(x, y)
+                    np.testing.assert_array_equal(x, z)
                 checked += 1
     assert checked > 100
 
@@ -261,9 +265,9 @@ def _random_events(rng: np.random.Generator, offsets: list[int], user: str) -> l
 
 
 def _assert_tables_encode_like_windows(tables: list[EventTable], T: int) -> BoolArray:
-    """``encode_tables`` equals stacking ``encode_window`` over whole tables; the mask."""
+    """``encode_tables`` equals the one-window reference encoder stacked; the mask."""
     got = encode_tables(tables, SPEC, T)
-    windows = [encode_window(table, 0, len(table), SPEC, T) for table in tables]
+    windows = [reference_window(table, 0, len(table), SPEC, T) for table in tables]
     for k in range(3):  # cat, num, mask
         want = np.stack([window[k] for window in windows])
         assert got[k].shape == want.shape and got[k].dtype == want.dtype

@@ -43,12 +43,15 @@ class ReorderBuffer(Generic[T]):
         heapq.heappush(self._heap, (ts, event_id, self._seq, now_ms, item))
 
     def release(self, now_ms: int, flush: bool = False) -> list[T]:
-        """The items the watermark has passed, and every item up to the newest one that
-        waited ``wait_ms``, in (event time, event id) order; all of them with ``flush``."""
+        """The items before the watermark, and every item up to the newest one that waited
+        ``wait_ms``, in (event time, event id) order; all of them with ``flush``."""
         heap = self._heap
         if not heap:
             return []
-        bound = self.watermark()
+        # A source at time T may still send more at T: the watermark releases what is
+        # strictly before it. A record that waited long enough goes with all before it.
+        mark = self.watermark()
+        bound = mark - 1 if mark is not None else None
         overdue = [ts for ts, _, _, arrival, _ in heap if now_ms - arrival >= self.wait_ms]
         if overdue:
             bound = max(max(overdue), bound if bound is not None else overdue[0])

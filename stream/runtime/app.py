@@ -18,7 +18,7 @@ import faust
 
 from stream.core.state import SellerState, UserState
 from stream.runtime.agents import EXIT_CRASH, SellerSide, UserSide, exit_on_crash
-from stream.runtime.driver import seek_guard
+from stream.runtime.driver import seek_guard, versions
 from stream.runtime.driver.bulk_take import take_batches
 from stream.runtime.driver.commit_hook import before_commit
 from stream.runtime.driver.tables import CoalescedTable
@@ -35,6 +35,7 @@ __all__ = ["EXIT_CRASH", "build_app"]
 
 def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.App:
     """Create the app; ``partitions`` is the input topic's actual partition count."""
+    versions.check()
     app = _faust_app(settings, partitions)
     seek_guard.install(app)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}

@@ -1,9 +1,12 @@
 """The build pipeline: events + labels -> a verified model bundle with its metrics.
 
-Steps: windows and targets by a day split; teacher pretraining (masked event type) and
-multi-task fine-tuning; student distillation; Platt calibration and thresholds on the
-validation days; ONNX export with a parity check and INT8 quantisation; evaluation on the
-test days against LightGBM (and the streaming rules where available); the bundle.
+Stages, each a function below and run in this order by ``run_build``: load the corpus
+(windows and targets by a day split), pretrain the teacher (masked event type), fine-tune
+it on all kinds, distil the student, score the splits, gate each kind against the
+streaming rules, calibrate (Platt scaling and thresholds on the validation days), export
+(ONNX with a parity check and INT8 quantisation), evaluate on the test days against
+LightGBM and the rules, and write the bundle. The random generators are drawn from in
+that order, so a seed gives the same bundle.
 """
 
 from __future__ import annotations
@@ -12,119 +15,72 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from model.bundle import Bundle, write_bundle
-from model.calibrate import (
-    Platt,
-    choose_threshold,
-    fit_platt,
-    raise_for_alerts,
-    ranking_metrics,
-)
+from model.calibrate import Platt, choose_threshold, fit_platt, raise_for_alerts
 from model.config import BuildConfig
 from model.dataset import Corpus, Examples, build_corpus, encode
-from model.evaluate import Rules, evaluate_kinds, measure_speed, rule_ranking, rules_on
+from model.evaluate import Rules, evaluate_kinds, measure_speed, rules_on
 from model.features import KINDS, FeatureSpec
+from model.selection import (
+    TRAINED,
+    against_rules,
+    distilled_kinds,
+    kind_sources,
+    rules_keep,
+    train_sample,
+)
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from model.nets import ArchConfig
 
 Log = Callable[[str], None]
+Windows = tuple[npt.NDArray[np.int16], npt.NDArray[np.float32], npt.NDArray[np.bool_]]
+Logits = dict[tuple[str, str], npt.NDArray[np.float32]]  # (net, split) -> logits
+BUNDLE_FILES = ("student.onnx", "student.int8.onnx", "student.safetensors", "teacher.safetensors")
 
 
 def _stderr(msg: str) -> None:
     print(f"[build] {msg}", file=sys.stderr, flush=True)
 
 
-def _train_sample(
-    y: npt.NDArray[np.float32], cap: int, rng: np.random.Generator
-) -> npt.NDArray[np.int64]:
-    """All windows positive for some kind, plus random others up to ``cap`` in total."""
-    pos = np.flatnonzero((y > 0).any(1))
-    neg = np.flatnonzero(~(y > 0).any(1))
-    take = min(len(neg), max(0, cap - len(pos)))
-    return np.sort(np.r_[pos, rng.choice(neg, take, replace=False)]).astype(np.int64)
+@dataclass
+class Data:
+    """The corpus, its scoring points split by day and sampled, and their windows."""
+
+    corpus: Corpus
+    spec: FeatureSpec
+    why: dict[str, str]  # per kind: TRAINED, or why the rules keep it
+    trained: npt.NDArray[np.bool_]  # per kind in KINDS: trained on labels
+    train: Examples
+    val: Examples
+    test: Examples
+    d_train: Windows
+    d_val: Windows
+    d_test: Windows
+
+    @property
+    def kinds(self) -> list[str]:
+        """The kinds trained on labels (fixed before the rules gate)."""
+        return [k for k, t in zip(KINDS, self.trained, strict=True) if t]
 
 
-TRAINED = "trained on labels"
-
-
-def _val_pr_auc(
-    scores: npt.NDArray[np.float32], y_val: npt.NDArray[np.float32], j: int
-) -> float | None:
-    """PR-AUC of kind ``j``'s scores on the validation points it applies to; None where
-    those hold no positive."""
-    has = y_val[:, j] >= 0
-    if not (y_val[has, j] > 0).any():
-        return None
-    return ranking_metrics(scores[has, j], y_val[has, j])["pr_auc"]
-
-
-def _against_rules(
-    corpus: Corpus,
-    val: Examples,
-    student_val: npt.NDArray[np.float32],
-    kinds: list[str],
-    rules: Rules | None,
-) -> dict[str, dict[str, float]]:
-    """Validation PR-AUC of the student and of the streaming rules, per kind both score."""
-    out: dict[str, dict[str, float]] = {}
-    for k in kinds:
-        student = _val_pr_auc(student_val, val.y, KINDS.index(k))
-        if rules is None or k not in rules or student is None:
-            continue
-        out[k] = {
-            "student_pr_auc": student,
-            "rules_pr_auc": rule_ranking(corpus, val, rules, k)["pr_auc"],
-        }
-    return out
-
-
-def _distilled_kinds(
-    y_val: npt.NDArray[np.float32],
-    trained: npt.NDArray[np.bool_],
-    teacher_val: npt.NDArray[np.float32],
-    labels_only_val: npt.NDArray[np.float32],
-) -> tuple[npt.NDArray[np.bool_], dict[str, Any]]:
-    """Kinds whose teacher ranks the validation windows at least as well as a student
-    trained on labels alone, with both PR-AUCs for the record."""
-    distill = np.zeros(len(KINDS), np.bool_)
-    record: dict[str, Any] = {}
-    for j, k in enumerate(KINDS):
-        t_auc = _val_pr_auc(teacher_val, y_val, j)
-        s_auc = _val_pr_auc(labels_only_val, y_val, j)
-        if not trained[j] or t_auc is None or s_auc is None:
-            continue
-        distill[j] = t_auc >= s_auc
-        record[k] = {
-            "teacher_val_pr_auc": t_auc,
-            "labels_only_student_val_pr_auc": s_auc,
-            "distilled": bool(distill[j]),
-        }
-    return distill, record
-
-
-def _kind_sources(corpus: Corpus, parts: list[npt.NDArray[np.int64]]) -> dict[str, str]:
-    """Why each kind is or is not trained: it needs labels and positives to train on and to
-    calibrate with."""
-    why: dict[str, str] = {}
-    for j, k in enumerate(KINDS):
-        y_train, y_val = corpus.examples.y[parts[0], j], corpus.examples.y[parts[1], j]
-        if not corpus.kinds[k]:
-            why[k] = "no labels of this kind"
-        elif k == "churn" and not ((y_train >= 0).any() and (y_val >= 0).any()):
-            why[k] = (
-                "no churn evaluation point in the training or validation days (a user "
-                "needs 5 events before a tick of the churn clock)"
-            )
-        elif not (y_train > 0).any() or not (y_val > 0).any():
-            why[k] = "no positive example in the training or validation days"
-        else:
-            why[k] = TRAINED
-    return why
+@dataclass
+class Nets:
+    teacher: nn.Module
+    student: nn.Module
+    t_arch: ArchConfig
+    s_arch: ArchConfig
+    mlm_loss: float
+    distillation: dict[str, Any]
 
 
 def run_build(
@@ -138,14 +94,34 @@ def run_build(
 ) -> tuple[Bundle, dict[str, Any]]:
     import torch
 
-    from model.export import export_onnx, parity, quantize_int8, run_onnx
-    from model.nets import ArchConfig, TeacherNet, build_net, n_params, save_weights
-    from model.train import FitConfig, fit, predict_logits, pretrain_masked
-
     started = time.monotonic()
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    data = load_corpus(events, labels, cfg, rng, log)
+    nets = train_nets(data, cfg, rng, progress, log)
+    logits = score_splits(nets, data)
+    rules = rules_on(data.corpus, data.corpus.split.train_end, log)
+    validation = gate_against_rules(data, logits["student", "val"], rules, cfg, log)
+    calibration, thresholds = calibrate(data.val, logits["student", "val"], data.kinds, cfg)
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        parity_diff, test_int8 = export_nets(nets, data, cfg, tmp, log)
+        metrics = evaluate(data, nets, logits, test_int8, calibration, rules, cfg, log)
+        metrics["model"]["onnx_parity_max_abs_diff"] = parity_diff
+        metrics["data"] = _data_metrics(data)
+        metrics["validation_against_rules"] = validation
+        metrics["build_seconds"] = time.monotonic() - started
+        manifest = _manifest(cfg, data, nets, calibration, thresholds, metrics)
+        bundle = write_bundle(out, {n: tmp / n for n in BUNDLE_FILES}, manifest)
+    log(f"bundle {bundle.version} written to {out} in {metrics['build_seconds']:.0f}s")
+    return bundle, metrics
+
+
+def load_corpus(
+    events: Path, labels: Path, cfg: BuildConfig, rng: np.random.Generator, log: Log
+) -> Data:
+    """Scoring points by a day split, the trainable kinds, and the encoded windows."""
     spec = FeatureSpec()
     corpus = build_corpus(
         events,
@@ -157,171 +133,240 @@ def run_build(
     )
     ex = corpus.examples
     parts = [np.flatnonzero(ex.part == p).astype(np.int64) for p in range(3)]
-    why = _kind_sources(corpus, parts)
+    why = kind_sources(corpus, parts)
     trained = np.array([why[k] == TRAINED for k in KINDS])
     if not trained.any():
         raise ValueError(f"no kind can be trained: {why}")
     log(f"{len(ex)} scoring points from {len(corpus.user_ids)} users; kinds: {why}")
-    train_idx = _train_sample(ex.y[parts[0]], cfg.max_train, rng)
+    train_idx = train_sample(ex.y[parts[0]], cfg.max_train, rng)
     train = ex.subset(parts[0][train_idx])
     val, test = ex.subset(parts[1]), ex.subset(parts[2])
     d_train, d_val, d_test = (encode(corpus, s, spec, cfg.T) for s in (train, val, test))
     log(f"windows: train {len(train)} (sampled), val {len(val)}, test {len(test)}")
+    return Data(corpus, spec, why, trained, train, val, test, d_train, d_val, d_test)
 
-    t_arch = ArchConfig.for_spec(spec, "bert", *cfg.teacher)
-    s_arch = ArchConfig.for_spec(spec, "student", *cfg.student)
-    teacher = build_net(t_arch)
+
+def train_nets(
+    data: Data, cfg: BuildConfig, rng: np.random.Generator, progress: bool, log: Log
+) -> Nets:
+    """The teacher, pretrained and fine-tuned, and the student distilled from it."""
+    from model.nets import ArchConfig
+
+    t_arch = ArchConfig.for_spec(data.spec, "bert", *cfg.teacher)
+    s_arch = ArchConfig.for_spec(data.spec, "student", *cfg.student)
+    teacher, mlm_loss = pretrain_teacher(data, t_arch, cfg, rng, progress)
+    fine_tune_teacher(teacher, data, cfg, progress)
+    student, distillation = distil_student(teacher, data, s_arch, cfg, progress, log)
+    return Nets(teacher, student, t_arch, s_arch, mlm_loss, distillation)
+
+
+def pretrain_teacher(
+    data: Data, arch: ArchConfig, cfg: BuildConfig, rng: np.random.Generator, progress: bool
+) -> tuple[nn.Module, float]:
+    """A new teacher pretrained on masked event types; returns it and its last loss."""
+    from model.nets import TeacherNet, build_net
+    from model.train import FitConfig, pretrain_masked
+
+    teacher = build_net(arch)
     assert isinstance(teacher, TeacherNet)
-    pre = rng.choice(len(train), min(len(train), cfg.max_pretrain), replace=False)
-    d_pre = tuple(a[pre] for a in d_train)
+    n = len(data.train)
+    pre = rng.choice(n, min(n, cfg.max_pretrain), replace=False)
+    d_pre = tuple(a[pre] for a in data.d_train)
     fc = FitConfig(cfg.pretrain_epochs, cfg.teacher_lr, cfg.batch, seed=cfg.seed)
-    mlm_loss = pretrain_masked(teacher, d_pre, fc, progress=progress)  # type: ignore[arg-type]
-    fit(
-        teacher,
-        d_train,
-        train.y,
-        trained,
-        replace(fc, epochs=cfg.teacher_epochs),
-        desc="teacher",
-        progress=progress,
-    )
-    soft = predict_logits(teacher, d_train, desc="teacher soft", progress=progress)
+    loss = pretrain_masked(teacher, d_pre, fc, progress=progress)  # type: ignore[arg-type]
+    return teacher, loss
 
-    # The teacher is distilled only for kinds where it ranks the validation days at least
-    # as well as the same student trained on labels alone: a weaker teacher would pull the
-    # student down (as the BERT teacher does on churn).
-    s_fit = FitConfig(cfg.student_epochs, cfg.student_lr, cfg.batch, seed=cfg.seed)
-    probe = build_net(s_arch)
-    fit(probe, d_train, train.y, trained, s_fit, desc="student (labels only)", progress=progress)
-    distill, distillation = _distilled_kinds(
-        val.y, trained, predict_logits(teacher, d_val), predict_logits(probe, d_val)
-    )
+
+def fine_tune_teacher(teacher: nn.Module, data: Data, cfg: BuildConfig, progress: bool) -> None:
+    """Multi-task training of the teacher on the labels of every trained kind."""
+    from model.train import FitConfig, fit
+
+    fc = FitConfig(cfg.teacher_epochs, cfg.teacher_lr, cfg.batch, seed=cfg.seed)
+    fit(teacher, data.d_train, data.train.y, data.trained, fc, desc="teacher", progress=progress)
+
+
+def distil_student(
+    teacher: nn.Module,
+    data: Data,
+    arch: ArchConfig,
+    cfg: BuildConfig,
+    progress: bool,
+    log: Log,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The student, and per kind whether the teacher was distilled into it.
+
+    The teacher is distilled only for kinds where it ranks the validation days at least
+    as well as the same student trained on labels alone: a weaker teacher would pull the
+    student down (as the BERT teacher does on churn)."""
+    from model.train import predict_logits
+
+    soft = predict_logits(teacher, data.d_train, desc="teacher soft", progress=progress)
+    probe = _fit_student(data, arch, cfg, progress, "student (labels only)")
+    teacher_val, probe_val = predict_logits(teacher, data.d_val), predict_logits(probe, data.d_val)
+    distill, record = distilled_kinds(data.val.y, data.trained, teacher_val, probe_val)
     log(f"distilled kinds: {[k for k, d in zip(KINDS, distill, strict=True) if d]}")
-    student = probe
-    if distill.any():
-        student = build_net(s_arch)
-        fit(
-            student,
-            d_train,
-            train.y,
-            trained,
-            s_fit,
-            soft=soft,
-            alpha=cfg.distill_alpha,
-            temp=cfg.distill_temp,
-            distill=distill,
-            desc="student",
-            progress=progress,
-        )
+    if not distill.any():
+        return probe, record
+    return _fit_student(data, arch, cfg, progress, "student", soft, distill), record
 
-    logits = {
-        (who, part): predict_logits(net, data)
-        for who, net in (("teacher", teacher), ("student", student))
-        for part, data in (("val", d_val), ("test", d_test))
+
+def _fit_student(
+    data: Data,
+    arch: ArchConfig,
+    cfg: BuildConfig,
+    progress: bool,
+    desc: str,
+    soft: npt.NDArray[np.float32] | None = None,
+    distill: npt.NDArray[np.bool_] | None = None,
+) -> nn.Module:
+    """A new student trained on the labels and, for the kinds in ``distill``, on the
+    teacher's ``soft`` logits."""
+    from model.nets import build_net
+    from model.train import FitConfig, fit
+
+    student = build_net(arch)
+    fc = FitConfig(cfg.student_epochs, cfg.student_lr, cfg.batch, seed=cfg.seed)
+    fit(student, data.d_train, data.train.y, data.trained, fc, soft=soft,
+        alpha=cfg.distill_alpha, temp=cfg.distill_temp, distill=distill,
+        desc=desc, progress=progress)  # fmt: skip
+    return student
+
+
+def score_splits(nets: Nets, data: Data) -> Logits:
+    """Teacher and student logits on the validation and test windows."""
+    from model.train import predict_logits
+
+    return {
+        (who, part): predict_logits(net, windows)
+        for who, net in (("teacher", nets.teacher), ("student", nets.student))
+        for part, windows in (("val", data.d_val), ("test", data.d_test))
     }
-    kinds = [k for k in KINDS if why[k] == TRAINED]
-    rules = rules_on(corpus, corpus.split.train_end, log)
-    validation = _against_rules(corpus, val, logits["student", "val"], kinds, rules)
+
+
+def gate_against_rules(
+    data: Data,
+    student_val: npt.NDArray[np.float32],
+    rules: Rules | None,
+    cfg: BuildConfig,
+    log: Log,
+) -> dict[str, dict[str, float]]:
+    """Both validation PR-AUCs per kind; with ``cfg.rules_gate``, kinds the rules rank
+    better stay with the rules (``data.why`` says so)."""
+    validation = against_rules(data.corpus, data.val, student_val, data.kinds, rules)
     if cfg.rules_gate:
-        for k, v in validation.items():
-            if v["student_pr_auc"] < v["rules_pr_auc"]:
-                why[k] = (
-                    f"the rules rank the validation days better than the student "
-                    f"(PR-AUC {v['student_pr_auc']:.3f} against {v['rules_pr_auc']:.3f})"
-                )
-                log(f"{k}: {why[k]}; the rules keep it")
+        for k, reason in rules_keep(validation).items():
+            data.why[k] = reason
+            log(f"{k}: {reason}; the rules keep it")
+    return validation
+
+
+def calibrate(
+    val: Examples, student_val: npt.NDArray[np.float32], kinds: list[str], cfg: BuildConfig
+) -> tuple[dict[str, Platt], dict[str, dict[str, Any]]]:
+    """Per kind: Platt scaling of the student's validation logits, and its threshold."""
     calibration: dict[str, Platt] = {}
     thresholds: dict[str, dict[str, Any]] = {}
     for k in kinds:
-        j = KINDS.index(k)
-        has = val.y[:, j] >= 0
-        calibration[k] = fit_platt(logits["student", "val"][has, j], val.y[has, j])
-        probs = calibration[k].apply(logits["student", "val"][has, j])
-        thresholds[k] = choose_threshold(
-            probs, val.y[has, j], cfg.target_precision, cfg.alert_budget
-        )
-        if k == "fraud":
-            thresholds[k] = raise_for_alerts(
-                thresholds[k], probs, val.y[has, j], val.user[has], val.ts[has],
-                cfg.fraud_cooldown_ms, cfg.min_val_alerts,
-            )  # fmt: skip
+        calibration[k], thresholds[k] = _calibrate_kind(val, student_val, k, cfg)
+    return calibration, thresholds
 
-    with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        onnx_path, int8_path = tmp / "student.onnx", tmp / "student.int8.onnx"
-        export_onnx(student, onnx_path, spec.n_cat, spec.n_num, cfg.T)
-        n_par = min(2048, len(val)) or min(2048, len(test))
-        par_data = tuple(a[:n_par] for a in (d_val if len(val) else d_test))
-        parity_diff = parity(student, onnx_path, *par_data)
-        quantize_int8(onnx_path, int8_path)
-        test_int8 = run_onnx(int8_path, *d_test)
-        save_weights(student, tmp / "student.safetensors")
-        save_weights(teacher, tmp / "teacher.safetensors")
-        log(f"ONNX parity max |torch - onnx| = {parity_diff:.2e}")
 
-        metrics = evaluate_kinds(
-            corpus,
-            test,
-            d_test,
-            spec,
-            kinds,
-            calibration,
-            {
-                "teacher": logits["teacher", "test"],
-                "student": logits["student", "test"],
-                "student_int8": test_int8,
-            },
-            lgbm=(d_train, train.y, cfg),
-            rules=rules,
-            log=log,
-        )
-        speed = measure_speed(teacher, student, spec, cfg.T, threads=cfg.threads)
-        metrics["model"] = {
-            "teacher_params": n_params(teacher),
-            "student_params": n_params(student),
-            "param_ratio": n_params(teacher) / n_params(student),
-            "pretrain_masked_type_loss": mlm_loss,
-            "distillation": distillation,
-            **speed,
-            "onnx_parity_max_abs_diff": parity_diff,
-        }
-        metrics["data"] = {
-            "scoring_points": len(ex),
-            "users": len(corpus.user_ids),
-            "train_windows": len(train),
-            "val_windows": len(val),
-            "test_windows": len(test),
-            "train_end": corpus.split.train_end,
-            "val_end": corpus.split.val_end,
-            "data_end": corpus.split.data_end,
-        }
-        metrics["validation_against_rules"] = validation
-        metrics["build_seconds"] = time.monotonic() - started
-        manifest = _manifest(cfg, spec, why, t_arch, s_arch, calibration, thresholds, metrics)
-        files = {
-            n: tmp / n
-            for n in (
-                "student.onnx",
-                "student.int8.onnx",
-                "student.safetensors",
-                "teacher.safetensors",
-            )
-        }
-        bundle = write_bundle(out, files, manifest)
-    log(f"bundle {bundle.version} written to {out} in {metrics['build_seconds']:.0f}s")
-    return bundle, metrics
+def _calibrate_kind(
+    val: Examples, student_val: npt.NDArray[np.float32], kind: str, cfg: BuildConfig
+) -> tuple[Platt, dict[str, Any]]:
+    j = KINDS.index(kind)
+    has = val.y[:, j] >= 0
+    platt = fit_platt(student_val[has, j], val.y[has, j])
+    probs = platt.apply(student_val[has, j])
+    chosen = choose_threshold(probs, val.y[has, j], cfg.target_precision, cfg.alert_budget)
+    if kind == "fraud":  # fraud alerts once per user per cooldown: choose for alerts
+        chosen = raise_for_alerts(
+            chosen, probs, val.y[has, j], val.user[has], val.ts[has],
+            cfg.fraud_cooldown_ms, cfg.min_val_alerts,
+        )  # fmt: skip
+    return platt, chosen
+
+
+def export_nets(
+    nets: Nets, data: Data, cfg: BuildConfig, tmp: Path, log: Log
+) -> tuple[float, npt.NDArray[np.float32]]:
+    """The student as ONNX (checked against torch) and INT8 ONNX, and both nets'
+    safetensors, into ``tmp``; returns the parity and the INT8 student's test logits."""
+    from model.export import export_onnx, parity, quantize_int8, run_onnx
+    from model.nets import save_weights
+
+    onnx_path, int8_path = tmp / "student.onnx", tmp / "student.int8.onnx"
+    export_onnx(nets.student, onnx_path, data.spec.n_cat, data.spec.n_num, cfg.T)
+    n_par = min(2048, len(data.val)) or min(2048, len(data.test))
+    par_data = tuple(a[:n_par] for a in (data.d_val if len(data.val) else data.d_test))
+    parity_diff = parity(nets.student, onnx_path, *par_data)
+    quantize_int8(onnx_path, int8_path)
+    test_int8 = run_onnx(int8_path, *data.d_test)
+    save_weights(nets.student, tmp / "student.safetensors")
+    save_weights(nets.teacher, tmp / "teacher.safetensors")
+    log(f"ONNX parity max |torch - onnx| = {parity_diff:.2e}")
+    return parity_diff, test_int8
+
+
+def evaluate(
+    data: Data,
+    nets: Nets,
+    logits: Logits,
+    test_int8: npt.NDArray[np.float32],
+    calibration: dict[str, Platt],
+    rules: Rules | None,
+    cfg: BuildConfig,
+    log: Log,
+) -> dict[str, Any]:
+    """Test-day metrics per kind against LightGBM and the rules, and the nets' sizes and
+    speeds."""
+    from model.nets import n_params
+
+    test_logits = {
+        "teacher": logits["teacher", "test"],
+        "student": logits["student", "test"],
+        "student_int8": test_int8,
+    }
+    metrics = evaluate_kinds(
+        data.corpus, data.test, data.d_test, data.spec, data.kinds, calibration,
+        test_logits, lgbm=(data.d_train, data.train.y, cfg), rules=rules, log=log,
+    )  # fmt: skip
+    speed = measure_speed(nets.teacher, nets.student, data.spec, cfg.T, threads=cfg.threads)
+    teacher_params, student_params = n_params(nets.teacher), n_params(nets.student)
+    metrics["model"] = {
+        "teacher_params": teacher_params,
+        "student_params": student_params,
+        "param_ratio": teacher_params / student_params,
+        "pretrain_masked_type_loss": nets.mlm_loss,
+        "distillation": nets.distillation,
+        **speed,
+    }
+    return metrics
+
+
+def _data_metrics(data: Data) -> dict[str, Any]:
+    split = data.corpus.split
+    return {
+        "scoring_points": len(data.corpus.examples),
+        "users": len(data.corpus.user_ids),
+        "train_windows": len(data.train),
+        "val_windows": len(data.val),
+        "test_windows": len(data.test),
+        "train_end": split.train_end,
+        "val_end": split.val_end,
+        "data_end": split.data_end,
+    }
 
 
 def _manifest(
     cfg: BuildConfig,
-    spec: FeatureSpec,
-    why: dict[str, str],
-    t_arch: Any,
-    s_arch: Any,
+    data: Data,
+    nets: Nets,
     calibration: dict[str, Platt],
     thresholds: dict[str, dict[str, Any]],
     metrics: dict[str, Any],
 ) -> dict[str, Any]:
+    spec, why, t_arch, s_arch = data.spec, data.why, nets.t_arch, nets.s_arch
     return {
         "feature_spec": spec.to_json(),
         "T": cfg.T,

@@ -7,7 +7,8 @@ offset, states come through ``States``, and the effects (alerts, dead letters, s
 records, watermarks, score rows, state changes) go back to the caller, which delivers them.
 
 - ``UserPipeline.run``: parse and validate each record (bad ones become dead letters that
-  name the field), check the key, tick the partition's churn clock, add the event to the
+  name the field), check the key, refuse events dated too far ahead
+  (``stream.core.event_time``), tick the partition's churn clock, add the event to the
   user's window (duplicates change nothing, late events are refused), judge decision events
   with the rules or defer them to one model call for the whole batch, decided in event
   order; purchases and reviews become seller records. After the batch, each input
@@ -27,6 +28,7 @@ import orjson
 
 from stream.core.alerts import RULES_MODEL_VERSION, Detection
 from stream.core.errors import Action, as_rejection, decide
+from stream.core.event_time import EventTimeGuard
 from stream.core.schema import Event, Rejected, parse_event
 from stream.core.state import EID, S_EID, S_TS, S_USER, TS, Row, SellerState, UserState
 from stream.detect.churn import ChurnClock, ChurnConfig
@@ -122,10 +124,13 @@ class UserPipeline:
         churn: ChurnConfig,
         model_batch: int = 256,
         check_keys: bool = True,
+        guard: EventTimeGuard | None = None,
     ) -> None:
         self.cfg, self.churn, self.model_batch = cfg, churn, model_batch
         # Files carry no message keys; Kafka messages must be keyed by their user_id.
         self.check_keys = check_keys
+        # Events dated too far ahead are refused before they move any clock or state.
+        self.guard = guard
         self.clock = ChurnClock(churn.interval_ms)
 
     def run(
@@ -171,6 +176,8 @@ class UserPipeline:
                 "bad_key", f"key: message key {shown!r} must equal user_id {event.user_id!r}"
             )
         partition = record.partition
+        if self.guard is not None:
+            self.guard.admit(partition, event.ts)
         for tick in self.clock.crossed(partition, event.ts):
             self._churn(record, partition, tick, states, model, fx)
         result = apply_user_event(states.get(partition, key), event, self.cfg, defer)

@@ -47,6 +47,10 @@ def run_up(args: argparse.Namespace) -> int:
         raise CommandError(f"web port {args.web_port} is in use; pass --web-port")
     bundle = None if args.rules_only else ensure_bundle(args.model, data)
     started_broker = _ensure_broker(cfg)
+    # Simulated event time runs ahead of the wall clock: judge events against their
+    # partition's event time only (stream.core.event_time), or a restarted worker would
+    # refuse the traffic that is already days ahead.
+    os.environ.setdefault("FRAUDSTREAM_WALL_CLOCK_SKEW", "false")
     worker = WorkerProcess(cfg.bootstrap, data / "worker", prefix="", partitions=None,
                            web_port=args.web_port, log_level="warn", model=bundle)  # fmt: skip
     stop = threading.Event()

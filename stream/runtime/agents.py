@@ -57,7 +57,10 @@ class UserSide:
     ) -> None:
         self.metrics, self.slot, self.sinks, self.table = metrics, slot, sinks, table
         self.pipeline = UserPipeline(
-            settings.detector_config(), settings.churn_config(), settings.model_batch_max
+            settings.detector_config(),
+            settings.churn_config(),
+            settings.model_batch_max,
+            guard=settings.event_time_guard(),
         )
         self._processed = {o: metrics.processed.labels(o) for o in ("added", "duplicate")}
 
@@ -76,6 +79,11 @@ class UserSide:
         elapsed = time.perf_counter() - started
         for _ in range(size):
             self.metrics.processing.observe(elapsed)
+
+    def forget(self, partitions: set[int]) -> None:
+        """Input partitions gone in a rebalance: their event-time watermarks go too."""
+        if self.pipeline.guard is not None:
+            self.pipeline.guard.forget(partitions)
 
 
 class SellerSide:

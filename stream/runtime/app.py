@@ -84,9 +84,9 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     async def on_revoked(sender: Any, revoked: Any, *args: Any, **kwargs: Any) -> None:
         users.forget()
         sellers.forget()
-        seller_side.forget(
-            {tp.partition for tp in revoked if tp.topic == by_seller.get_topic_name()}
-        )
+        seller_topic, events_topic = by_seller.get_topic_name(), events.get_topic_name()
+        seller_side.forget({tp.partition for tp in revoked if tp.topic == seller_topic})
+        user_side.forget({tp.partition for tp in revoked if tp.topic == events_topic})
 
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         users.forget()

@@ -9,8 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.core.event_time import DEFAULT_MAX_SKEW_MS, EventTimeGuard
 from stream.core.state import StateLimits
-from stream.core.timeutil import now_ms
-from stream.core.timeutil import HOUR_MS, HOUR_S
+from stream.core.timeutil import HOUR_MS, HOUR_S, now_ms
 from stream.detect.churn import ChurnConfig
 from stream.detect.processor import DetectorConfig
 from stream.detect.rules import RuleConfig

@@ -1,13 +1,16 @@
 """Scores of the streaming core's rules at the same scoring points, for comparison.
 
-Events are replayed in event time through ``stream.detect.processor`` exactly as the worker
-would process them, except that alert cool-downs are switched off so every decision is
-scored on its own (a cool-down hides repeats from people, not from a metric).
+Events are replayed in event time through the stream's own pipeline
+(``stream.detect.pipeline``, as the worker and the backtest run it), except that alert
+cool-downs are switched off so every decision is scored on its own (a cool-down hides
+repeats from people, not from a metric).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+CHUNK = 2048  # input records per pipeline run
 
 
 def churn_key(user_id: str, tick: int) -> str:
@@ -16,50 +19,56 @@ def churn_key(user_id: str, tick: int) -> str:
 
 def rule_scores(events_path: Path, since_ms: int) -> dict[str, dict[str, float]]:
     """``{kind: {event_id: rule score}}`` for fraud and brushing detections at or after
-    ``since_ms`` (events without a detection score 0), and ``{"churn": {churn_key: score}}``
-    for the churn rule at each clock tick from ``since_ms`` on."""
-    from stream.core.schema import Event, Rejected, parse_event
-    from stream.core.state import UserState
-    from stream.detect.churn import ChurnClock, ChurnConfig, churn_score
-    from stream.detect.processor import DetectorConfig, process_seller_record, process_user_event
+    ``since_ms``, and ``{"churn": {churn_key: score}}`` for the churn rule at each clock
+    tick from ``since_ms`` on; what the rules did not score is absent (it counts as 0)."""
+    from stream.core.schema import Rejected, parse_event
+    from stream.core.state import SellerState, UserState
+    from stream.detect.churn import ChurnConfig
+    from stream.detect.pipeline import (
+        Effects,
+        MemoryStates,
+        Record,
+        SellerPipeline,
+        UserPipeline,
+        encode_seller_record,
+        encode_watermark,
+    )
+    from stream.detect.processor import DetectorConfig
 
     # 1 ms, not 0: the brushing cool-down also sizes the window named in alert ids.
     cfg = DetectorConfig(fraud_cooldown_ms=1, brushing_cooldown_ms=1)
-    parsed: list[Event] = []
+    keyed: list[tuple[int, str, bytes]] = []
     with events_path.open("rb") as f:
         for line in f:
             if line.strip():
                 try:
-                    parsed.append(parse_event(line.rstrip(b"\r\n")))
+                    event = parse_event(line.rstrip(b"\r\n"))
                 except Rejected:
                     continue
-    parsed.sort(key=lambda e: (e.ts, e.event_id))
-    users: dict[str, bytes | None] = {}
-    sellers: dict[str, bytes | None] = {}
+                keyed.append((event.ts, event.event_id, line.rstrip(b"\r\n")))
+    keyed.sort(key=lambda k: (k[0], k[1]))
+    user_side = UserPipeline(cfg, ChurnConfig(), check_keys=False)
+    seller_side = SellerPipeline(cfg, sources=1, wait_ms=0)
+    users: MemoryStates[UserState] = MemoryStates(UserState)
+    sellers: MemoryStates[SellerState] = MemoryStates(SellerState)
     scores: dict[str, dict[str, float]] = {"fraud": {}, "brushing": {}, "churn": {}}
-    churn_cfg = ChurnConfig()
-    clock = ChurnClock(churn_cfg.interval_ms)
-    for event in parsed:
-        for tick in clock.crossed(0, event.ts):
-            if tick < since_ms:
-                continue
-            for user_id, raw in users.items():
-                score = churn_score(UserState.decode(raw), tick, churn_cfg)
-                scores["churn"][churn_key(user_id, tick)] = score or 0.0
-        result = process_user_event(users.get(event.user_id), event, cfg)
-        if result.state is not None:
-            users[event.user_id] = result.state
-        detections = list(result.detections)
-        if result.seller_record is not None:
-            seller_id, row = result.seller_record
-            sres = process_seller_record(sellers.get(seller_id), seller_id, row, cfg)
-            if sres.state is not None:
-                sellers[seller_id] = sres.state
-            detections.extend(sres.detections)
-        if event.ts < since_ms:
-            continue
-        for det in detections:
-            book = scores.get(det.kind)
-            if book is not None:
-                book[det.event_id] = max(book.get(det.event_id, 0.0), float(det.score))
+
+    def book(fx: Effects) -> None:
+        for row in fx.scores:
+            if row.kind == "churn" and row.ts >= since_ms:
+                scores["churn"][churn_key(row.subject_id, row.ts)] = row.score
+        for _, det in fx.alerts:
+            if det.kind != "churn" and det.event_ts >= since_ms:
+                kind = scores[det.kind]
+                kind[det.event_id] = max(kind.get(det.event_id, 0.0), float(det.score))
+
+    for start in range(0, len(keyed), CHUNK):
+        chunk = keyed[start : start + CHUNK]
+        records = [Record(None, line, 0, start + i) for i, (_, _, line) in enumerate(chunk)]
+        fx = user_side.run(records, users, None)
+        book(fx)
+        inputs = [Record(s.encode(), encode_seller_record(r), 0, -1) for s, r in fx.seller_records]
+        inputs.append(Record(None, encode_watermark(0, chunk[-1][0] + 1), 0, -1))
+        book(seller_side.run(inputs, sellers, None, 0))
+    book(seller_side.run([], sellers, None, 0, flush=True))
     return scores

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from model.cli import register as register_model
 from stream import __version__
-from stream.core.cliutil import CommandError, add_option, fail
+from stream.core.cliutil import EXIT_INTERRUPTED, CommandError, add_option, fail
 from stream.offline.backtest import register as register_backtest
 from stream.offline.evaluate import register as register_evaluate
 from stream.simulate.cli import register as register_simulate
@@ -149,9 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         code: int = args.func(args)
     except CommandError as exc:
-        return fail(str(exc))
+        return fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # the contract: one line on stderr, non-zero exit
         return fail(f"{type(exc).__name__}: {exc}")
     return code

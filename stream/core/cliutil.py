@@ -15,10 +15,24 @@ from typing import Any
 
 Handler = Callable[[argparse.Namespace], int]
 ENV_PREFIX = "FRAUDSTREAM_"
+# Exit codes, for scripts and supervisors (sysexits.h where one fits):
+EXIT_FAILURE = 1  # a failure to fix before trying again: a flag, file, port, bundle, topic
+EXIT_USAGE = 2  # a command line argparse cannot parse
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: no Kafka broker answered; try again once one runs
+EXIT_INTERRUPTED = 130  # Ctrl-C
 
 
 class CommandError(Exception):
-    """A failure the user can act on; the CLI prints it as one line and exits 1."""
+    """A failure the user can act on; the CLI prints it as one line and exits with
+    ``exit_code``."""
+
+    exit_code = EXIT_FAILURE
+
+
+class Unavailable(CommandError):
+    """A service the command needs (the Kafka broker) did not answer."""
+
+    exit_code = EXIT_UNAVAILABLE
 
 
 def env_name(flag: str) -> str:

@@ -1,4 +1,7 @@
-"""``fraudstream alerts tail``: follow alert topics and print one JSON alert per line."""
+"""``fraudstream alerts tail``: follow alert topics and print one JSON alert per line.
+
+It checks first that a broker answers and that the alert topics exist, so that a typo in
+--broker or --topic-prefix is one line on stderr instead of a client retrying forever."""
 
 from __future__ import annotations
 
@@ -7,6 +10,8 @@ import uuid
 
 from confluent_kafka import Consumer, KafkaError
 
+from stream.core.cliutil import CommandError
+from stream.runtime.preflight import missing_topics, probe_broker
 from stream.runtime.settings import Settings
 from stream.runtime.topics import ALERT_TOPICS
 
@@ -19,14 +24,16 @@ def tail_alerts(
     max_messages: int | None = None,
 ) -> int:
     topics = [prefix + t for k, t in ALERT_TOPICS.items() if kind is None or k == kind]
+    # Security (SASL, TLS) from the FRAUDSTREAM_* environment, as the worker reads it.
+    security = Settings().kafka_client_config()
+    _require_topics(broker, topics, prefix, security)
     consumer = Consumer(
         {
             "bootstrap.servers": broker,
             "group.id": f"fraudstream-tail-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "enable.auto.commit": False,
-            # Security (SASL, TLS) from the FRAUDSTREAM_* environment, as the worker reads it.
-            **Settings().kafka_client_config(),
+            **security,
         }
     )
     consumer.subscribe(topics)
@@ -50,3 +57,17 @@ def tail_alerts(
     finally:
         consumer.close()
     return seen
+
+
+def _require_topics(broker: str, topics: list[str], prefix: str, security: dict[str, str]) -> None:
+    """A missing alert topic would be reported on every poll, forever."""
+    missing = missing_topics(probe_broker(broker, security), topics)
+    if missing:
+        worker = f"fraudstream worker --broker {broker}" + (
+            f" --topic-prefix {prefix}" if prefix else ""
+        )
+        what = "topic {} does not" if len(missing) == 1 else "topics {} do not"
+        raise CommandError(
+            f"alert {what.format(', '.join(missing))} exist on {broker}: a worker creates them "
+            f"when it starts (`{worker}`); check --topic-prefix if the worker uses one"
+        )

@@ -24,10 +24,13 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from stream.core.cliutil import CommandError, add_option
 from stream.core.timeutil import parse_ts
+from stream.runtime.preflight import missing_topics, probe_broker
 from stream.runtime.settings import Settings
+from stream.runtime.topics import EVENTS, ensure_topics
 
 DEFAULT_BROKER = "127.0.0.1:9092"
-DEFAULT_TOPIC = "events"
+DEFAULT_TOPIC = EVENTS
+DEFAULT_PARTITIONS = Settings.model_fields["partitions"].default  # as the worker creates it
 SORT_CHUNK_LINES = 500_000  # about 200 MB of 300-byte events held while sorting
 # (event time in ms, position in the file, Kafka key, line as read)
 Record = tuple[int, int, bytes | None, bytes]
@@ -259,11 +262,14 @@ def replay_file(
     *,
     progress: IO[str] | None = None,
     sort_chunk_lines: int = SORT_CHUNK_LINES,
+    create_partitions: int | None = None,
 ) -> ReplayStats:
     """Produce every line of ``path`` to ``topic`` in event-time order.
 
     ``speed=None`` sends as fast as possible; ``speed=X`` keeps the gaps between events,
-    divided by X. Raises ``CommandError`` when the file or the broker is unusable.
+    divided by X. A missing topic is created with ``create_partitions`` partitions when that
+    is given. Raises ``CommandError`` when the file, the broker or the topic is unusable
+    (``Unavailable`` when no broker answers).
     """
     path = Path(path)
     if not path.is_file():
@@ -278,17 +284,9 @@ def replay_file(
 
     # Security (SASL, TLS) from the FRAUDSTREAM_* environment, as the worker reads it.
     security = Settings().kafka_client_config()
+    _require_topic(broker, topic, security, create_partitions)
     config = {**_producer_config(broker, speed is not None), **security, "on_delivery": on_delivery}
     producer = Producer(config)
-    try:
-        metadata = producer.list_topics(topic, timeout=10)
-    except KafkaException as exc:
-        raise CommandError(f"cannot reach Kafka at {broker}: {exc.args[0]}") from None
-    found = metadata.topics.get(topic)
-    missing = KafkaError.UNKNOWN_TOPIC_OR_PART
-    if found is not None and found.error is not None and found.error.code() == missing:
-        # Without this check every message would wait out message.timeout.ms, then fail.
-        raise CommandError(f"topic {topic!r} does not exist on {broker}")
     started = time.perf_counter()
     sorted_input = _is_sorted(path)
     with tempfile.TemporaryDirectory(prefix="fraudstream-replay-") as tmpdir:
@@ -311,6 +309,35 @@ def replay_file(
         failed,
         invalid,
         sorted_input,
+    )
+
+
+def _require_topic(
+    broker: str, topic: str, security: dict[str, str], create_partitions: int | None
+) -> None:
+    """Without this check every message would wait out message.timeout.ms, then fail."""
+    metadata = probe_broker(broker, security)
+    if not missing_topics(metadata, [topic]):
+        return
+    if create_partitions is None:
+        raise CommandError(
+            f"topic {topic!r} does not exist on {broker}: {_create_hint(broker, topic)}"
+        )
+    try:
+        ensure_topics(broker, [topic], create_partitions, client_config=security)
+    except (RuntimeError, KafkaException) as exc:
+        raise CommandError(f"--create-topic {topic!r} on {broker}: {exc}") from None
+
+
+def _create_hint(broker: str, topic: str) -> str:
+    if not topic.endswith(EVENTS):
+        return "check --topic, or pass --create-topic"
+    prefix = topic.removesuffix(EVENTS)
+    worker = f"fraudstream worker --broker {broker}" + (
+        f" --topic-prefix {prefix}" if prefix else ""
+    )
+    return (
+        f"start a worker (`{worker}`), which creates the contract's topics, or pass --create-topic"
     )
 
 
@@ -381,6 +408,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_option(
         parser,
+        "--create-topic",
+        action="store_true",
+        default=False,
+        help="create the topic if it does not exist (with --partitions partitions)",
+    )
+    add_option(
+        parser,
+        "--partitions",
+        type=int,
+        default=DEFAULT_PARTITIONS,
+        help="partitions of a topic --create-topic creates (the worker's default)",
+    )
+    add_option(
+        parser,
         "--sort-chunk-lines",
         type=int,
         default=SORT_CHUNK_LINES,
@@ -393,6 +434,8 @@ def run(args: argparse.Namespace) -> int:
     speed = None if args.max else args.speed
     if args.sort_chunk_lines < 1:
         raise CommandError("--sort-chunk-lines must be at least 1")
+    if args.partitions < 1:
+        raise CommandError("--partitions must be at least 1")
     stats = replay_file(
         args.file,
         args.broker,
@@ -400,6 +443,7 @@ def run(args: argparse.Namespace) -> int:
         speed,
         progress=sys.stderr,
         sort_chunk_lines=args.sort_chunk_lines,
+        create_partitions=args.partitions if args.create_topic else None,
     )
     summary = {
         "events": stats.events,

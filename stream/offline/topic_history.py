@@ -15,6 +15,7 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from stream.core.cliutil import CommandError
+from stream.runtime.preflight import missing_topics, probe_broker
 
 
 def export_topic(
@@ -30,6 +31,9 @@ def export_topic(
 
     A value holding a raw newline cannot be a valid event; it is written as an empty line,
     so the backtest counts it as rejected instead of splitting it."""
+    # A consumer would retry a missing broker for the whole timeout, logging each attempt.
+    if missing_topics(probe_broker(broker, client_config), [topic]):
+        raise _no_such_topic(topic, broker)
     consumer = Consumer(
         {
             "bootstrap.servers": broker,
@@ -54,7 +58,7 @@ def _ranges(
     """partition -> [first, end) offsets to read."""
     meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
     if meta is None or meta.error is not None:
-        raise CommandError(f"--from-topic {topic}: no such topic on the broker")
+        raise _no_such_topic(topic, "the broker")
     ranges: dict[int, tuple[int, int]] = {}
     for partition in sorted(meta.partitions):
         low, high = consumer.get_watermark_offsets(
@@ -67,6 +71,13 @@ def _ranges(
         if first < end:
             ranges[partition] = (first, end)
     return ranges
+
+
+def _no_such_topic(topic: str, broker: str) -> CommandError:
+    return CommandError(
+        f"--from-topic {topic}: no such topic on {broker}; check the name (and the worker's "
+        "--topic-prefix) or --broker"
+    )
 
 
 def _offset_for(

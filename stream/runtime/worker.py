@@ -1,11 +1,24 @@
-"""Start one stream worker: create the topics, build the app, run until stopped."""
+"""Start one stream worker: check what it needs, create the topics, build the app, run until
+stopped. What it cannot start without fails first, as one line (``stream.runtime.preflight``).
+"""
 
 from __future__ import annotations
 
+import sys
+
 import faust
 
+from model.bundle import BundleError
 from stream.runtime.app import build_app
+from stream.runtime.logs import logging_config
 from stream.runtime.metrics import Metrics
+from stream.runtime.preflight import (
+    bundle_error,
+    check_model_bundle,
+    check_port_free,
+    check_writable_dir,
+    probe_broker,
+)
 from stream.runtime.settings import Settings
 from stream.runtime.topics import (
     ALERT_TOPICS,
@@ -44,9 +57,24 @@ def prepare_topics(settings: Settings) -> int:
     return events
 
 
+def preflight(settings: Settings) -> None:
+    """The cheap checks first; the broker last, as it may take PROBE_TIMEOUT_S to answer."""
+    check_writable_dir(settings.data_dir)
+    check_port_free(settings.web_host, settings.web_port)
+    check_model_bundle(settings.model)
+    probe_broker(settings.broker, settings.kafka_client_config())
+
+
 def run_worker(settings: Settings) -> None:
+    level = logging_config(settings.log_level)  # an unknown level fails before anything runs
+    preflight(settings)
     partitions = prepare_topics(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = build_app(settings, Metrics(), partitions)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    try:
+        app = build_app(settings, Metrics(), partitions)
+    except BundleError as exc:  # replaced between the check and the load
+        raise bundle_error(exc) from None
+    # logfile: the stream whose isatty() Faust asks before drawing its tables with escapes.
+    worker = faust.Worker(
+        app, loglevel=settings.log_level, quiet=True, logfile=sys.stderr, logging_config=level
+    )
     worker.execute_from_commandline()

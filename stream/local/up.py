@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, Producer
 
 from model.bundle import MANIFEST
 from stream.core.cliutil import CommandError
+from stream.core.timeutil import DAY_MS
 from stream.local import broker
 from stream.local.traffic import simulated_traffic
 from stream.local.workerproc import WorkerProcess
@@ -49,8 +50,10 @@ def run_up(args: argparse.Namespace) -> int:
     started_broker = _ensure_broker(cfg)
     # Simulated event time runs ahead of the wall clock: judge events against their
     # partition's event time only (stream.core.event_time), or a restarted worker would
-    # refuse the traffic that is already days ahead.
+    # refuse the traffic that is already days ahead; simulated nights leave a partition
+    # quiet for hours of event time, so the bound is a day.
     os.environ.setdefault("FRAUDSTREAM_WALL_CLOCK_SKEW", "false")
+    os.environ.setdefault("FRAUDSTREAM_MAX_SKEW_MS", str(DAY_MS))
     worker = WorkerProcess(cfg.bootstrap, data / "worker", prefix="", partitions=None,
                            web_port=args.web_port, log_level="warn", model=bundle)  # fmt: skip
     stop = threading.Event()

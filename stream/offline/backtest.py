@@ -21,8 +21,9 @@ import orjson
 from model.sequence_model import SequenceModel
 from stream.core.alerts import Detection, to_alert
 from stream.core.cliutil import CommandError, add_option
+from stream.core.event_time import EventTimeGuard
 from stream.core.state import SellerState, UserState
-from stream.core.timeutil import format_ts, parse_ts
+from stream.core.timeutil import format_ts, now_ms, parse_ts
 from stream.detect.churn import ChurnConfig
 from stream.detect.pipeline import (
     Effects,
@@ -74,7 +75,12 @@ class Backtest:
     ) -> None:
         cfg = cfg or DetectorConfig()
         self.model = model
-        self.user_side = UserPipeline(cfg, churn or ChurnConfig(), MODEL_BATCH, check_keys=False)
+        # History is judged against the wall clock as the live worker judges traffic: every
+        # past event passes, one dated far ahead of now (and of the events before it) does not.
+        guard = EventTimeGuard(wall_clock=now_ms)
+        self.user_side = UserPipeline(
+            cfg, churn or ChurnConfig(), MODEL_BATCH, check_keys=False, guard=guard
+        )
         # Records come in event-time order: nothing waits for a watermark but the chunk's own.
         self.seller_side = SellerPipeline(cfg, sources=1, wait_ms=0)
         self.users: MemoryStates[UserState] = MemoryStates(UserState)

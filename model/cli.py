@@ -7,8 +7,12 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stream.core.cliutil import CommandError, add_option
+
+if TYPE_CHECKING:
+    from model.config import BuildConfig
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,7 +32,17 @@ def _register_build(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     add_option(p, "--labels", type=Path, required=True, help="labels JSON Lines file")
     add_option(p, "--out", type=Path, required=True, help="bundle directory to write")
     add_option(p, "--tiny", action="store_true", help="tiny configuration (tests, smoke runs)")
-    add_option(p, "--seed", type=int, default=0, help="random seed")
+    add_option(
+        p,
+        "--recipe",
+        type=Path,
+        default=None,
+        help="instead of --tiny: the settings of a recipe file's [build] table "
+        "(build/recipes/*.toml)",
+    )
+    add_option(
+        p, "--seed", type=int, default=None, help="random seed (default: the recipe's, or 0)"
+    )
     add_option(
         p,
         "--churn-horizon-days",
@@ -81,19 +95,11 @@ def _ints(text: str, flag: str, hi: int) -> list[int]:
 
 def _build(args: argparse.Namespace) -> int:
     from model.build import run_build
-    from model.config import TINY, BuildConfig
 
     for flag, path in (("--events", args.events), ("--labels", args.labels)):
         if not Path(path).is_file():
             raise CommandError(f"{flag} {path}: no such file")
-    cfg = TINY if args.tiny else BuildConfig()
-    cfg = replace(cfg, seed=args.seed)
-    if args.churn_horizon_days is not None:
-        cfg = replace(cfg, churn_horizon_days=args.churn_horizon_days)
-    if args.threads is not None:
-        cfg = replace(cfg, threads=args.threads)
-    if args.no_rules_gate:
-        cfg = replace(cfg, rules_gate=False)
+    cfg = _build_config(args)
     try:
         bundle, metrics = run_build(
             args.events,
@@ -110,6 +116,30 @@ def _build(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _build_config(args: argparse.Namespace) -> BuildConfig:
+    """The preset or recipe the flags name, with the flags' own settings on top."""
+    from model.config import TINY, BuildConfig, config_from_recipe
+
+    if args.recipe is not None:
+        if args.tiny:
+            raise CommandError("--tiny and --recipe: give one of them")
+        try:
+            cfg = config_from_recipe(Path(args.recipe))
+        except ValueError as exc:
+            raise CommandError(f"--recipe {exc}") from None
+    else:
+        cfg = TINY if args.tiny else BuildConfig()
+    if args.seed is not None:
+        cfg = replace(cfg, seed=args.seed)
+    if args.churn_horizon_days is not None:
+        cfg = replace(cfg, churn_horizon_days=args.churn_horizon_days)
+    if args.threads is not None:
+        cfg = replace(cfg, threads=args.threads)
+    if args.no_rules_gate:
+        cfg = replace(cfg, rules_gate=False)
+    return cfg
 
 
 def _bench_model(args: argparse.Namespace) -> int:

@@ -1,10 +1,14 @@
 """Build configurations: the default (about 1M events in under 30 minutes on 2 cores) and
-``tiny`` for tests (well under 2 minutes)."""
+``tiny`` for tests (well under 2 minutes), and recipe files that name one of them and
+change some settings (build/recipes/*.toml, the ``[build]`` table)."""
 
 from __future__ import annotations
 
 import dataclasses
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stream.core.timeutil import HOUR_MS
@@ -64,3 +68,56 @@ TINY = BuildConfig(
     lgbm_estimators=60,
     name="tiny",
 )
+
+PRESETS: dict[str, BuildConfig] = {"default": BuildConfig(), "tiny": TINY}
+
+
+def config_from_recipe(path: Path) -> BuildConfig:
+    """The ``[build]`` table of a recipe file: ``base`` names a preset (default "default"),
+    every other key replaces that field of it. Raises ValueError naming the file."""
+    try:
+        with path.open("rb") as f:
+            recipe = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    table = recipe.get("build", {})
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: [build] must be a table")
+    return config_from_table(table, str(path))
+
+
+def config_from_table(table: Mapping[str, Any], source: str = "recipe") -> BuildConfig:
+    settings = dict(table)
+    base_name = settings.pop("base", "default")
+    if base_name not in PRESETS:
+        raise ValueError(f"{source}: base must be one of {sorted(PRESETS)}, got {base_name!r}")
+    base = PRESETS[base_name]
+    unknown = sorted(set(settings) - {f.name for f in dataclasses.fields(BuildConfig)})
+    if unknown:
+        raise ValueError(f"{source}: unknown build settings {unknown}")
+    changes = {k: _setting(k, v, getattr(base, k), source) for k, v in settings.items()}
+    return dataclasses.replace(base, **changes)
+
+
+def _setting(name: str, value: Any, like: Any, source: str) -> Any:
+    """``value`` as the type of the preset's ``like``: TOML has arrays where the config has
+    tuples, and integers are fine where it takes floats (but booleans are not numbers)."""
+    if isinstance(like, tuple) and isinstance(value, list) and len(value) == len(like):
+        if all(_is_int(v) for v in value):
+            return tuple(value)
+    elif isinstance(like, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(like, float):
+        if _is_int(value) or isinstance(value, float):
+            return float(value)
+    elif isinstance(like, int):
+        if _is_int(value):
+            return value
+    elif isinstance(like, str) and isinstance(value, str):
+        return value
+    raise ValueError(f"{source}: {name} = {value!r} is not like the preset's {like!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

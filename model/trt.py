@@ -3,12 +3,17 @@
 ``tensorrt`` and CUDA (through torch) are imported inside functions only, so this module
 imports cleanly on machines without a GPU. Engines are specific to a GPU and TensorRT
 version, so they are built on the target machine (optionally cached to a file) rather
-than shipped in the bundle.
+than shipped in the bundle. Their shapes (batch and T: min, opt, max) and builder settings
+come from one file, build/tensorrt/profile.toml, read when an engine is built or loaded
+(a wheel carries it as model/trt_profile.toml).
 """
 
 from __future__ import annotations
 
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +22,47 @@ from model.bundle import Bundle
 from model.features import MAX_T
 from model.scorer import _Calibrated
 
-MAX_BATCH = 1024
+# The installed copy first, then the source tree's.
+PROFILE_PATHS = (
+    Path(__file__).with_name("trt_profile.toml"),
+    Path(__file__).resolve().parents[1] / "build" / "tensorrt" / "profile.toml",
+)
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    batch: tuple[int, int, int]  # min, opt, max
+    seq_len: tuple[int, int, int]
+    fp16: bool
+    workspace_mb: int
+
+    def fits(self, batch: int, seq_len: int) -> bool:
+        return batch <= self.batch[2] and seq_len <= self.seq_len[2]
+
+
+def load_profile(path: Path | None = None) -> EngineProfile:
+    """The engine profile from ``path``, else the first of ``PROFILE_PATHS`` that exists."""
+    if path is None:
+        path = next((p for p in PROFILE_PATHS if p.is_file()), PROFILE_PATHS[-1])
+    with path.open("rb") as f:
+        data = tomllib.load(f)
+    profile = EngineProfile(
+        batch=_shape(data, "batch", path),
+        seq_len=_shape(data, "seq_len", path),
+        fp16=bool(data["builder"]["fp16"]),
+        workspace_mb=int(data["builder"]["workspace_mb"]),
+    )
+    if profile.seq_len[2] > MAX_T:
+        raise ValueError(f"{path}: seq_len max {profile.seq_len[2]} exceeds MAX_T {MAX_T}")
+    return profile
+
+
+def _shape(data: dict[str, Any], name: str, path: Path) -> tuple[int, int, int]:
+    table = data[name]
+    shape = (int(table["min"]), int(table["opt"]), int(table["max"]))
+    if not 1 <= shape[0] <= shape[1] <= shape[2]:
+        raise ValueError(f"{path}: [{name}] needs 1 <= min <= opt <= max, got {shape}")
+    return shape
 
 
 def build_engine(
@@ -25,15 +70,14 @@ def build_engine(
     n_cat: int,
     n_num: int,
     *,
-    fp16: bool = True,
-    max_batch: int = MAX_BATCH,
-    opt_batch: int = 256,
-    opt_t: int = 32,
-    workspace_mb: int = 1024,
+    fp16: bool | None = None,
+    profile: EngineProfile | None = None,
 ) -> bytes:
-    """Serialized TensorRT engine with a dynamic batch and sequence length profile."""
+    """Serialized TensorRT engine with a dynamic batch and sequence length profile
+    (``load_profile()`` by default; ``fp16`` overrides its builder setting)."""
     import tensorrt as trt
 
+    profile = profile or load_profile()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)
@@ -42,14 +86,17 @@ def build_engine(
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
-    if fp16:
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, profile.workspace_mb << 20)
+    if profile.fp16 if fp16 is None else fp16:
         config.set_flag(trt.BuilderFlag.FP16)
-    profile = builder.create_optimization_profile()
+    shapes = builder.create_optimization_profile()
     widths = {"cat": (n_cat,), "num": (n_num,), "mask": ()}
     for name, tail in widths.items():
-        profile.set_shape(name, (1, 1, *tail), (opt_batch, opt_t, *tail), (max_batch, MAX_T, *tail))
-    config.add_optimization_profile(profile)
+        low, opt, high = (
+            (b, t, *tail) for b, t in zip(profile.batch, profile.seq_len, strict=True)
+        )
+        shapes.set_shape(name, low, opt, high)
+    config.add_optimization_profile(shapes)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path}")
@@ -57,20 +104,27 @@ def build_engine(
 
 
 class TensorRTScorer(_Calibrated):
-    """Runs the student on an NVIDIA GPU through a TensorRT engine (FP16 by default)."""
+    """Runs the student on an NVIDIA GPU through a TensorRT engine (FP16 unless the engine
+    profile or ``fp16`` says otherwise)."""
 
-    def __init__(self, bundle: Bundle, engine_path: Path | None = None, fp16: bool = True) -> None:
+    def __init__(
+        self, bundle: Bundle, engine_path: Path | None = None, fp16: bool | None = None
+    ) -> None:
         super().__init__(bundle)
         import tensorrt as trt
         import torch
 
         if not torch.cuda.is_available():
             raise RuntimeError("TensorRT backend needs a CUDA GPU; none is visible")
+        self.profile = load_profile()
+        fp16 = self.profile.fp16 if fp16 is None else fp16
         if engine_path is not None and engine_path.is_file():
             plan = engine_path.read_bytes()
         else:
             onnx_path = bundle.file(bundle.manifest["student"]["onnx"])
-            plan = build_engine(onnx_path, self.spec.n_cat, self.spec.n_num, fp16=fp16)
+            plan = build_engine(
+                onnx_path, self.spec.n_cat, self.spec.n_num, fp16=fp16, profile=self.profile
+            )
             if engine_path is not None:
                 engine_path.write_bytes(plan)
         self._torch = torch
@@ -87,7 +141,7 @@ class TensorRTScorer(_Calibrated):
         mask: npt.NDArray[np.bool_],
     ) -> npt.NDArray[np.float32]:
         torch = self._torch
-        if cat.shape[0] > MAX_BATCH or cat.shape[1] > MAX_T:
+        if not self.profile.fits(cat.shape[0], cat.shape[1]):
             raise ValueError(f"batch {cat.shape[0]} or T {cat.shape[1]} beyond the engine profile")
         inputs = {k: torch.from_numpy(v) for k, v in self._inputs(cat, num, mask).items()}
         out = torch.empty((cat.shape[0], 3), dtype=torch.float32, device="cuda")

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Rebuild a model bundle from a recipe: simulate its training data with the recipe's
+seed, users and days, then run ``fraudstream build --recipe`` on it.
+
+    python build/rebuild_bundle.py build/recipes/243k.toml [--out build/out/243k]
+
+Writes OUT/data/events.jsonl, OUT/data/labels.jsonl and the bundle OUT/bundle, and prints
+the bundle's version and test-day PR-AUCs. The bundles docs/results.md cites were built
+with the libraries of build/constraints.txt (``pip install -e . -c build/constraints.txt``);
+other versions train slightly different weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+BUILD_DIR = Path(__file__).resolve().parent
+SIM_KEYS = ("seed", "users", "days")
+
+
+def read_recipe(path: Path) -> dict[str, Any]:
+    """A recipe's tables; its ``[data]`` must give the simulator's seed, users and days."""
+    with path.open("rb") as f:
+        recipe = tomllib.load(f)
+    data = recipe.get("data", {})
+    missing = [k for k in SIM_KEYS if not isinstance(data.get(k), int)]
+    if missing:
+        raise SystemExit(f"{path}: [data] needs integer {', '.join(missing)}")
+    recipe.setdefault("name", path.stem)
+    return recipe
+
+
+def fraudstream(*args: str) -> str:
+    """Run the project's CLI with this interpreter; its stdout (JSON for these commands)."""
+    cmd = [sys.executable, "-m", "stream.cli", *args]
+    return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+
+
+def generate(data: dict[str, Any], out: Path) -> tuple[Path, Path]:
+    """Simulate ``data``'s market into ``out``; warn when it no longer gives the event count
+    the recipe recorded (the simulator changed, so the bundle will differ)."""
+    out.mkdir(parents=True, exist_ok=True)
+    events, labels = out / "events.jsonl", out / "labels.jsonl"
+    flags = [f"--{k}={data[k]}" for k in SIM_KEYS]
+    summary = json.loads(
+        fraudstream("generate", "--out", str(events), "--labels-out", str(labels), *flags)
+    )
+    expected = data.get("events")
+    if expected is not None and summary["events"] != expected:
+        print(
+            f"warning: the simulator gave {summary['events']} events, the recipe records "
+            f"{expected}: the data, and so the bundle, differ",
+            file=sys.stderr,
+        )
+    return events, labels
+
+
+def build(recipe_path: Path, events: Path, labels: Path, out: Path) -> dict[str, Any]:
+    """``fraudstream build --recipe``; its report (version, path, metrics)."""
+    paths = ["--recipe", recipe_path, "--events", events, "--labels", labels, "--out", out]
+    report: dict[str, Any] = json.loads(fraudstream("build", *map(str, paths), "--no-progress"))
+    return report
+
+
+def summarise(report: dict[str, Any]) -> str:
+    lines = [f"bundle {report['version']} at {report['out']}"]
+    for kind, res in sorted(report["metrics"].get("test", {}).items()):
+        aucs = {who: res[who]["pr_auc"] for who in ("teacher", "student", "lightgbm")}
+        lines.append(
+            f"  {kind}: test-day PR-AUC "
+            + ", ".join(f"{who} {auc:.3f}" for who, auc in aucs.items() if auc is not None)
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipe", type=Path, help="a recipe file, e.g. build/recipes/243k.toml")
+    parser.add_argument("--out", type=Path, default=None, help="default build/out/<name>")
+    args = parser.parse_args(argv)
+    recipe = read_recipe(args.recipe)
+    out = args.out or BUILD_DIR / "out" / recipe["name"]
+    events, labels = generate(recipe["data"], out / "data")
+    print(summarise(build(args.recipe, events, labels, out / "bundle")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

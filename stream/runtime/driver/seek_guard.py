@@ -3,7 +3,7 @@
 After a rebalance Faust's recovery lets the fetch loop run while it restores the tables,
 so stream events can reach the agents' queues before it seeks the stream partitions to
 their committed offsets; right after that seek it clears those queues. That leaves two
-holes. The first made a restarted worker skip events (tests/test_worker_kafka.py,
+holes. The first made a restarted worker skip events (tests/runtime/test_worker_kafka.py,
 ``test_kill_9_mid_stream_loses_no_state``, about 1 run in 10); the second is the same
 window, narrower:
 

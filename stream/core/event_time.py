@@ -31,9 +31,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from stream.core.schema import Rejected
-from stream.core.timeutil import format_ts
+from stream.core.timeutil import HOUR_MS, format_ts
 
-DEFAULT_MAX_SKEW_MS: Final = 3_600_000  # one hour
+DEFAULT_MAX_SKEW_MS: Final = HOUR_MS
 WallClock = Callable[[], int]  # now, in epoch milliseconds
 FUTURE: Final = "future"  # the rejection reason (a metric label)
 

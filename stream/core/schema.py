@@ -17,6 +17,9 @@ from stream.core.timeutil import parse_ts
 
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 MAX_ATTRS_BYTES: Final = 4 * 1024
+# Stored rows and seller records are JSON written by orjson, which holds 64-bit integers:
+# a larger quantity could be validated but never stored, and would fail the state's write.
+MAX_INT64: Final = 2**63 - 1
 
 EventType = Literal[
     "login",
@@ -69,7 +72,7 @@ class Event(BaseModel):
     category: OptStr = None
     order_id: OptStr = None
     price: Money = None
-    quantity: Annotated[int | None, Field(default=None, ge=1)] = None
+    quantity: Annotated[int | None, Field(default=None, ge=1, le=MAX_INT64)] = None
     amount: Money = None
     currency: Annotated[str | None, Field(default=None, pattern=r"^[A-Z]{3}$")] = None
     device_id: OptStr = None
@@ -97,7 +100,10 @@ class Event(BaseModel):
     @classmethod
     def _attrs(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
-            size = len(orjson.dumps(value))
+            try:
+                size = len(orjson.dumps(value))
+            except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits, say
+                raise ValueError(f"cannot be serialized: {exc}") from None
             if size > MAX_ATTRS_BYTES:
                 raise ValueError(f"serialized size {size} bytes exceeds {MAX_ATTRS_BYTES}")
         return value

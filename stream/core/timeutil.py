@@ -43,7 +43,8 @@ def parse_ts(value: object) -> int:
         if fast is not None:
             hour, minute, second = int(fast[2]), int(fast[3]), int(fast[4])
             day = _day_ms(fast[1])
-            if day is not None and hour < 24 and minute < 60 and second < 60:
+            # A day before 1970 falls through to the range check below.
+            if day is not None and day >= 0 and hour < 24 and minute < 60 and second < 60:
                 return day + ((hour * 60 + minute) * 60 + second) * 1000 + int(fast[5])
         if not _RFC3339.match(value):
             raise ValueError(f"{value[:64]!r} is not an RFC 3339 date-time with offset")
@@ -55,7 +56,12 @@ def parse_ts(value: object) -> int:
             parsed = datetime.fromisoformat(text)
         except ValueError as exc:
             raise ValueError(f"{value[:64]!r} is not a valid date-time: {exc}") from None
-        return int(parsed.timestamp() * 1000) if parsed.microsecond == 0 else _exact_ms(parsed)
+        ms = int(parsed.timestamp() * 1000) if parsed.microsecond == 0 else _exact_ms(parsed)
+        # The range integers have: outside it (before 1970, or past 9999 in UTC) the event
+        # time could not be written back as RFC 3339 in an alert.
+        if not 0 <= ms <= MAX_EPOCH_MS:
+            raise ValueError(f"{value[:64]!r} is outside 1970-01-01 to 9999-12-31 UTC")
+        return ms
     raise ValueError("must be an RFC 3339 string with offset or integer epoch milliseconds")
 
 

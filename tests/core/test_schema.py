@@ -96,3 +96,43 @@ def test_canonical_timestamps_parse_as_the_general_path() -> None:
     for bad in ("2023-02-29T00:00:00.000Z", "2026-11-29T10:60:03.123Z", "2026-13-01T00:00:00.000Z"):
         with pytest.raises(ValueError):
             parse_ts(bad)
+
+
+def raw_with(field: str, json_text: bytes) -> bytes:
+    """GOOD with ``field`` set to JSON text that orjson cannot write (integers over 64 bits)."""
+    rest = orjson.dumps({k: v for k, v in GOOD.items() if k != field})
+    return rest[:-1] + b',"' + field.encode() + b'":' + json_text + b"}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        # Valid JSON the state (or the attrs size check) could not serialise: before, a
+        # quantity over 64 bits was accepted and failed the user state's write, and such an
+        # integer in attrs escaped parse_event as a TypeError naming no field.
+        (raw_with("quantity", b"18446744073709551616"), "'quantity'"),
+        (raw_with("quantity", b"9223372036854775808"), "'quantity'"),
+        (raw_with("attrs", b'{"n":18446744073709551616}'), "'attrs'"),
+        (raw_with("attrs", b'{"n":-9223372036854775809}'), "'attrs'"),
+        # Well-formed times outside what epoch milliseconds cover: before, accepted as
+        # negative or over-range ms, which format_ts cannot write into an alert.
+        (with_(ts="1969-12-31T23:59:59.999Z"), "'ts'"),
+        (with_(ts="0001-01-01T00:00:00+01:00"), "'ts'"),
+        (with_(ts="9999-12-31T23:59:59-01:00"), "'ts'"),
+    ],
+)
+def test_values_no_stored_row_or_alert_can_hold_are_rejected_naming_the_field(
+    raw: bytes, needle: str
+) -> None:
+    with pytest.raises(Rejected) as info:
+        parse_event(raw)
+    assert info.value.reason == "invalid_field"
+    assert info.value.message.startswith(f"field {needle}: "), info.value.message
+
+
+def test_timestamps_keep_to_the_epoch_ms_range_in_every_form() -> None:
+    assert parse_ts("9999-12-31T23:59:59.999Z") == 253_402_300_799_999
+    assert parse_ts("1970-01-01T01:00:00+01:00") == 0
+    for bad in ("1969-12-31T23:59:59.999Z", "1970-01-01T00:59:59.999+01:00", -1):
+        with pytest.raises(ValueError, match="out"):
+            parse_ts(bad)

@@ -20,7 +20,7 @@ records, watermarks, score rows, state changes) go back to the caller, which del
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -30,7 +30,28 @@ from stream.core.alerts import RULES_MODEL_VERSION, Detection
 from stream.core.errors import Action, as_rejection, decide
 from stream.core.event_time import EventTimeGuard
 from stream.core.schema import Event, Rejected, parse_event
-from stream.core.state import EID, S_EID, S_TS, S_USER, TS, Row, SellerState, UserState
+from stream.core.state import (
+    EID,
+    S_AMOUNT,
+    S_BROWSED,
+    S_BUYER_AGE,
+    S_BUYER_EVENTS,
+    S_DEVICE,
+    S_EID,
+    S_IP,
+    S_ITEM,
+    S_KIND,
+    S_MODEL,
+    S_ORDER,
+    S_RATING,
+    S_TS,
+    S_USER,
+    TS,
+    Row,
+    SellerState,
+    UserState,
+)
+from stream.core.timeutil import MAX_EPOCH_MS
 from stream.detect.churn import ChurnClock, ChurnConfig
 from stream.detect.model_churn import churn_verdicts
 from stream.detect.model_fraud import PendingFraud, decide_all, scored_seller_records
@@ -257,6 +278,81 @@ def encode_watermark(partition: int, ts: int) -> bytes:
     return orjson.dumps({"watermark": ts, "partition": partition})
 
 
+def _is_ts(v: object) -> bool:
+    return type(v) is int and 0 <= v <= MAX_EPOCH_MS
+
+
+def _is_number(v: object) -> bool:
+    return type(v) in (int, float)
+
+
+def _is_text(v: object) -> bool:
+    return v is None or type(v) is str
+
+
+# What each position of a seller record must hold for the detectors to use it
+# (stream.detect.processor writes them; rules compare, subtract and hash these).
+_SELLER_CHECKS: tuple[tuple[int, str, Callable[[object], bool]], ...] = (
+    (S_TS, "ts", _is_ts),
+    (S_EID, "event_id", lambda v: type(v) is str),
+    (S_USER, "user_id", lambda v: type(v) is str),
+    (S_KIND, "kind", lambda v: v in ("purchase", "review")),
+    (S_AMOUNT, "amount", lambda v: v is None or _is_number(v)),
+    (S_RATING, "rating", lambda v: v is None or type(v) is int),
+    (S_BROWSED, "browsed", lambda v: v in (0, 1)),
+    (S_BUYER_AGE, "buyer_age", _is_number),
+    (S_BUYER_EVENTS, "buyer_events", lambda v: type(v) is int),
+    (S_DEVICE, "device_id", _is_text),
+    (S_IP, "ip", _is_text),
+    (S_ORDER, "order_id", _is_text),
+    (S_ITEM, "item_id", _is_text),
+    (S_MODEL, "model_score", lambda v: v is None or _is_number(v)),
+)
+
+
+def _seller_row(record: Record) -> Row:
+    """The record's row, each position checked: a malformed record on the seller topic is
+    one dead letter here rather than an exception when the buffer releases it, which would
+    fail the decisions of every record released with it."""
+    if record.key is not None:
+        try:
+            record.key.decode()
+        except UnicodeDecodeError as exc:
+            raise Rejected(
+                "bad_seller_record", f"key: not valid UTF-8 at byte {exc.start}"
+            ) from None
+    try:
+        row = orjson.loads(record.value)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected("bad_seller_record", f"value: invalid JSON: {exc}") from None
+    if not isinstance(row, list) or len(row) <= S_ORDER:
+        raise Rejected(
+            "bad_seller_record", f"value: not a seller record (an array of {S_ORDER + 1}+ items)"
+        )
+    for pos, name, valid in _SELLER_CHECKS:
+        if pos < len(row) and not valid(row[pos]):
+            shown = repr(row[pos])[:64]
+            raise Rejected(
+                "bad_seller_record", f"value: seller record item {pos} ({name}) is invalid: {shown}"
+            )
+    return row
+
+
+def _watermark(value: bytes, sources: int) -> tuple[int, int]:
+    """(input partition, event time) of a watermark record, or a dead letter."""
+    try:
+        mark = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected("bad_watermark", f"value: invalid JSON: {exc}") from None
+    source, ts = mark.get("partition"), mark.get("watermark")
+    if type(source) is not int or not 0 <= source < sources or not _is_ts(ts):
+        raise Rejected(
+            "bad_watermark",
+            f"value: a watermark needs 'partition' in 0..{sources - 1} and 'watermark' in epoch ms",
+        )
+    return source, ts
+
+
 class SellerPipeline:
     def __init__(self, cfg: DetectorConfig, sources: int, wait_ms: int) -> None:
         """``sources``: how many input partitions send watermarks; ``wait_ms``: the longest a
@@ -309,12 +405,10 @@ class SellerPipeline:
         if buffer is None:
             buffer = self.buffers[record.partition] = ReorderBuffer(self.sources, self.wait_ms)
         if record.value.startswith(_WATERMARK):
-            mark = orjson.loads(record.value)
-            buffer.advance(int(mark["partition"]), int(mark["watermark"]))
+            source, ts = _watermark(record.value, self.sources)
+            buffer.advance(source, ts)
             return False
-        row = orjson.loads(record.value)
-        if not isinstance(row, list) or len(row) <= S_USER:
-            raise Rejected("bad_seller_record", "value: not a seller record")
+        row = _seller_row(record)
         buffer.add(row[S_TS], row[S_EID], record, now_ms)
         return True
 

@@ -24,7 +24,7 @@ from stream.detect.pipeline import (
 from stream.detect.processor import DetectorConfig
 from stream.offline.backtest import run_backtest
 from stream.simulate import SimConfig, generate_files
-from tests.events import card_testing, ev
+from tests.events import T0, card_testing, ev
 
 PARTITIONS = 3
 
@@ -139,3 +139,26 @@ def test_file_sources_skip_the_key_check() -> None:
     states: MemoryStates[UserState] = MemoryStates(UserState)
     fx = pipeline.run([Record(None, orjson.dumps(ev("u1")), 0, 0)], states, None)
     assert fx.added == 1 and not fx.dead_letters
+
+
+def test_malformed_seller_records_are_dead_letters_and_the_rest_are_decided() -> None:
+    """Before, these reached the reorder buffer and raised out of ``run`` when it released
+    them (a None ts in the heap, a row too short for the rules, a key not UTF-8), taking the
+    well-formed records released with them along."""
+    seller_side = SellerPipeline(DetectorConfig(), 1, wait_ms=0)
+    sellers: MemoryStates[SellerState] = MemoryStates(SellerState)
+    good = [T0, "e1", "u1", "purchase", 10.0, None, 0, 0, 1, None, None, None, None]
+    records = [
+        Record(b"s1", b"[null,null,null]", 0, 0),
+        Record(b"s1", b'[0,"","","purchase"]', 0, 1),
+        Record(b"\x80", encode_seller_record(good), 0, 2),
+        Record(b"s1", b"", 0, 3),
+        Record(None, b'{"watermark":"x","partition":0}', 0, 4),
+        Record(None, encode_watermark(7, T0), 0, 5),  # no such input partition
+        Record(b"s1", encode_seller_record(good), 0, 6),
+        Record(None, encode_watermark(0, T0 + 1), 0, 7),
+    ]
+    fx = seller_side.run(records, sellers, None, now_ms=0, flush=True)
+    assert [r.offset for r, _ in fx.dead_letters] == [0, 1, 2, 3, 4, 5]
+    assert all(rej.message.startswith(("value: ", "key: ")) for _, rej in fx.dead_letters)
+    assert fx.added == 1 and sorted(r.offset for r in fx.handled) == list(range(8))

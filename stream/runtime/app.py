@@ -64,9 +64,10 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
 
     @app.timer(0.05)  # type: ignore[untyped-decorator]
     async def finish_waiting() -> None:
-        """Seller records whose wait is over, and batches whose alerts were delivered,
-        while no new batch comes in."""
+        """Watermarks not yet announced, seller records whose wait is over, and batches
+        whose alerts were delivered, while no new batch comes in."""
         with exit_on_crash():
+            sinks.announce_watermarks()
             seller_side.release_due()
             if len(sinks.behind):
                 sinks.behind.complete_ready()

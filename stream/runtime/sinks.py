@@ -24,7 +24,7 @@ from stream.runtime.settings import Settings
 from stream.runtime.topics import ALERT_TOPICS, BY_SELLER, DEAD_LETTERS
 from stream.runtime.write_behind import WriteBehind
 
-WATERMARK_EVERY_S = 0.1  # at most this often per input partition when no purchase needs one
+WATERMARK_EVERY_S = 0.1  # seconds between watermark announcements, at most
 
 
 class Sinks:
@@ -48,19 +48,27 @@ class Sinks:
             self.metrics.rejected.labels(rejection.reason).inc()
 
     def seller_records(self, fx: Effects) -> None:
-        """Purchases and reviews to the seller side, then how far each input partition's
-        event time has got: every seller partition hears it, after the records."""
+        """Purchases and reviews to the seller side; how far each input partition's event
+        time has got follows them (``announce_watermarks``)."""
         for seller_id, row in fx.seller_records:
             self.out.send(self.seller_topic, seller_id.encode(), encode_seller_record(row))
         self._marks.update(fx.watermarks)
+        self.announce_watermarks()
+
+    def announce_watermarks(self) -> None:
+        """Tell every seller partition how far the input partitions have got, at most every
+        ``WATERMARK_EVERY_S``: one message per input and seller partition pair, so sending
+        them per micro-batch would cost more than the purchases they order. Called after
+        each batch and by a timer, so the last ones of a burst go out too."""
         now = time.monotonic()
-        if self._marks and (fx.seller_records or now - self._marks_sent >= WATERMARK_EVERY_S):
-            for source, ts in self._marks.items():
-                value = encode_watermark(source, ts)
-                for partition in range(self.partitions):
-                    self.out.send(self.seller_topic, None, value, partition=partition)
-            self._marks.clear()
-            self._marks_sent = now
+        if not self._marks or now - self._marks_sent < WATERMARK_EVERY_S:
+            return
+        for source, ts in self._marks.items():
+            value = encode_watermark(source, ts)
+            for partition in range(self.partitions):
+                self.out.send(self.seller_topic, None, value, partition=partition)
+        self._marks.clear()
+        self._marks_sent = now
 
     def finish(self, fx: Effects, table: CoalescedTable[Any], ack: Callable[[], None]) -> None:
         """Send the alerts; once delivered, write the changed states and run ``ack``."""

@@ -4,6 +4,10 @@ Faust's own producer costs about a third of a millisecond of Python per message 
 class of machine; librdkafka batches in C. Everything a batch of input produces is flushed,
 and its delivery confirmed, before the batch's state is written and its offsets can be
 committed: a crash may then repeat an output (same ids), never lose one.
+
+A broker that is away for a while (a restart) only holds the flushes up: librdkafka keeps
+retrying every message until its ``message.timeout.ms`` is over, and the flush waits that
+long. Only a message that librdkafka itself gives up on ends the worker.
 """
 
 from __future__ import annotations
@@ -14,6 +18,12 @@ from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, Producer
+
+# How long librdkafka retries a message before reporting it failed (its own default, stated).
+DELIVERY_TIMEOUT_MS = 300_000
+# A flush outlasts the delivery timeout by this much, so that it ends with the failure
+# reports, not before them.
+FLUSH_MARGIN_S = 10.0
 
 
 class DeliveryFailed(ConnectionError):
@@ -31,9 +41,11 @@ class KafkaOutput:
             # State records are JSON of up to a few hundred events: lz4 cuts what the
             # broker stores and serves back on recovery several times over.
             "compression.type": "lz4",
+            "message.timeout.ms": DELIVERY_TIMEOUT_MS,
         }
         config.update(extra or {})
         self._producer = Producer(config)
+        self._flush_limit_s = int(config["message.timeout.ms"]) / 1000 + FLUSH_MARGIN_S
         self._errors: list[str] = []
         # Highest delivered offset per (topic, partition) since the last ``take_offsets``.
         self._offsets: dict[tuple[str, int], int] = {}
@@ -80,8 +92,12 @@ class KafkaOutput:
             except BufferError:  # local queue full: serve callbacks, then retry
                 self._producer.poll(0.01)
 
-    async def flush(self, limit_s: float = 30.0) -> None:
-        """Wait, without blocking the event loop, until everything sent is delivered."""
+    async def flush(self, limit_s: float | None = None) -> None:
+        """Wait, without blocking the event loop, until everything sent is delivered. By
+        default as long as librdkafka may still deliver: a fixed 30 s once ended the worker
+        (exit 70) when the broker restarted in 40 s, with every message still deliverable."""
+        if limit_s is None:
+            limit_s = self._flush_limit_s
         if len(self._producer):
             loop = asyncio.get_running_loop()
             remaining = await loop.run_in_executor(None, self._producer.flush, limit_s)

@@ -8,6 +8,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from stream.core.state import SellerState, UserState, row_to_dict
+from stream.runtime.driver.lag import partition_lag
 from stream.runtime.driver.tables import CoalescedTable
 from stream.runtime.metrics import Metrics, estimate_keys
 
@@ -58,9 +59,9 @@ def add_monitoring(
         for tp in consumer.assignment():
             if tp.topic != events_topic:
                 continue
-            position = await consumer.position(tp)
-            if position is not None:
-                lag[tp.partition] = max(0, consumer.highwater(tp) - position)
+            behind = await partition_lag(consumer, tp)
+            if behind is not None:
+                lag[tp.partition] = behind
         # Partitions moved to another worker after a rebalance must not report stale lag.
         metrics.lag.clear()
         for partition, behind in lag.items():

@@ -4,7 +4,8 @@
 distribution the first-run bundle learned), starting now and running ahead in event time.
 ``LiveTraffic`` is a small hand-written source stamped with the wall clock: honest
 shoppers plus, every few seconds, one of the patterns the rules know (card testing,
-account takeover, brushing); the stream benchmark times alerts on it.
+account takeover, brushing); the stream benchmark times alerts on it, and the soak
+(``stream.local.soak``) runs it with a fixed population of farm accounts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import itertools
 import random
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,14 +33,25 @@ class Shopper:
 
 
 class LiveTraffic:
-    """Yields (event, delay_before_seconds) forever."""
+    """Yields events forever.
 
-    def __init__(self, users: int = 500, sellers: int = 40, seed: int = 7) -> None:
+    Each brushing burst signs up new fake accounts, so the number of users grows without
+    end; with ``farm_accounts`` the bursts reuse a fixed pool of that many accounts
+    instead, and the population stays fixed (as a soak needs: its state can then stop
+    growing once every window is full)."""
+
+    def __init__(
+        self, users: int = 500, sellers: int = 40, seed: int = 7, farm_accounts: int | None = None
+    ) -> None:
         self.rng = random.Random(seed)
         self.ids = itertools.count()
         self.shoppers = [self._shopper(f"u{i:05d}") for i in range(users)]
         self.sellers = [f"s{i:03d}" for i in range(sellers)]
         self.run = f"{seed}-{int(time.time())}"  # keeps ids unique across runs
+        self.farm = [
+            Shopper(f"b{i:04d}", "", "198.51.100.7", "DE", f"tok-b{i:04d}")
+            for i in range(farm_accounts or 0)
+        ]
 
     def _shopper(self, user_id: str) -> Shopper:
         r = self.rng
@@ -143,18 +155,21 @@ class LiveTraffic:
     def brushing(self) -> Iterator[Event]:
         seller = self.rng.choice(self.sellers)
         device = f"farm-{next(self.ids)}"
-        for _ in range(self.rng.randrange(10, 16)):
-            fake = Shopper(
-                f"b-{self.run}-{next(self.ids)}",
-                device,
-                "198.51.100.7",
-                "DE",
-                f"tok-b{next(self.ids)}",
-            )
+        for fake in self._fakes(self.rng.randrange(10, 16), device):
             yield self._event(fake, "login", status="ok")
             yield from self._buy(
                 fake, f"i-{seller}-cheap", seller, "books", 1.99, fake.instrument_id, rating=5
             )
+
+    def _fakes(self, n: int, device: str) -> Iterator[Shopper]:
+        """``n`` accounts on the farm's ``device``: new ones, or drawn from the pool."""
+        if self.farm:
+            for account in self.rng.sample(self.farm, min(n, len(self.farm))):
+                yield replace(account, device_id=device)
+            return
+        for _ in range(n):
+            user_id = f"b-{self.run}-{next(self.ids)}"
+            yield Shopper(user_id, device, "198.51.100.7", "DE", f"tok-b{next(self.ids)}")
 
     def __iter__(self) -> Iterator[Event]:
         patterns = (self.card_testing, self.account_takeover, self.brushing)

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ class WorkerProcess:
         log_level: str = "info",
         model: Path | None = None,
         backend: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.data_dir = data_dir
@@ -48,6 +50,7 @@ class WorkerProcess:
         self.web_port = web_port or free_port()
         self.log_level = log_level
         self.model, self.backend = model, backend
+        self.env = dict(env or {})  # FRAUDSTREAM_* settings without a flag, on top of ours
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "worker.log"
 
@@ -72,7 +75,11 @@ class WorkerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **self.env},
             )
         self.wait_http("/metrics", timeout)
         return self

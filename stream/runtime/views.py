@@ -1,4 +1,5 @@
-"""The worker's web views (metrics, a user's and a seller's state) and periodic gauges."""
+"""The worker's web views (metrics, a user's and a seller's state, the tables' sizes) and
+periodic gauges."""
 
 from __future__ import annotations
 
@@ -45,6 +46,12 @@ def add_views(
         if state is None:
             return web.json({"error": "unknown seller"}, status=404)
         return web.json({"seller_id": seller_id, "max_ts": state.max_ts, "orders": state.orders})
+
+    @app.page("/tables")
+    async def tables_view(web: Any, request: Any) -> Any:
+        """Exact keys and value bytes of the local tables, by a scan of the stored state,
+        and their RocksDB write buffers (the soak samples it); a scan, never scraped."""
+        return web.json({"users": users.usage()._asdict(), "sellers": sellers.usage()._asdict()})
 
 
 def add_monitoring(

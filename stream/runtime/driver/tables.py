@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from faust.types import TP
 from rocksdict import WriteBatch
@@ -40,6 +40,14 @@ S = TypeVar("S", bound=Codec)
 
 
 Write = tuple[int, bytes, bytes]  # partition, key, encoded state
+
+
+class TableUsage(NamedTuple):
+    keys: int
+    value_bytes: int
+    # RocksDB's write buffers (memtables): every write since their last flush, overwritten
+    # versions included; they fill up to Faust's write buffer size per partition database.
+    memtable_bytes: int
 
 
 class CoalescedTable(Generic[S]):
@@ -115,6 +123,24 @@ class CoalescedTable(Generic[S]):
         known.update(fresh)
         fresh += [k for k, (p, _) in self._unwritten.items() if p == partition and k not in known]
         return stored + fresh
+
+    def usage(self) -> TableUsage:
+        """What every partition database of the table this worker holds (standby copies
+        too) stores, its keys and value bytes counted by a scan: RocksDB's estimates count
+        each overwrite until a memtable flush, so they cannot show whether state stopped
+        growing. O(state): for on-demand views only."""
+        store = self._table.data
+        keys = size = memtables = 0
+        for db in list(getattr(store, "_dbs", {}).values()):
+            try:
+                memtables += int(db.property_int_value("rocksdb.size-all-mem-tables") or 0)
+                for key, value in db.items():
+                    if key != store.offset_key:
+                        keys += 1
+                        size += len(value)
+            except Exception:  # a partition database closing during a rebalance
+                continue
+        return TableUsage(keys, size, memtables)
 
     def changed(self, partition: int, key: bytes) -> None:
         """The state of ``key``, held in ``partition``, changed in this batch."""

@@ -13,16 +13,9 @@ from pathlib import Path
 from stream.core.schema import Rejected, parse_event
 from stream.core.state import SellerState, UserState
 from stream.detect.churn import ChurnConfig
-from stream.detect.pipeline import (
-    Effects,
-    MemoryStates,
-    Record,
-    SellerPipeline,
-    UserPipeline,
-    encode_seller_record,
-    encode_watermark,
-)
+from stream.detect.pipeline import Effects, MemoryStates, Record, UserPipeline
 from stream.detect.processor import DetectorConfig
+from stream.detect.seller_pipeline import SellerPipeline, encode_seller_record, encode_watermark
 
 CHUNK = 2048  # input records per pipeline run
 

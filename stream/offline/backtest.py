@@ -31,13 +31,11 @@ from stream.detect.pipeline import (
     Model,
     Record,
     ScoreRow,
-    SellerPipeline,
     UserPipeline,
-    encode_seller_record,
-    encode_watermark,
     model_version,
 )
 from stream.detect.processor import DetectorConfig
+from stream.detect.seller_pipeline import SellerPipeline, encode_seller_record, encode_watermark
 from stream.offline.replay import iter_in_time_order
 
 MODEL_BATCH = 256  # decisions per model call

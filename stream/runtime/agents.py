@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from stream.core.state import SellerState, UserState
-from stream.detect.pipeline import Record, SellerPipeline, UserPipeline
+from stream.detect.pipeline import Record, UserPipeline
+from stream.detect.seller_pipeline import SellerPipeline
 from stream.runtime.driver.bulk_take import Batch, Taken, ack_taken
 from stream.runtime.driver.tables import CoalescedTable
 from stream.runtime.metrics import Metrics

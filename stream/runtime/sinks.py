@@ -16,7 +16,8 @@ import orjson
 
 from stream.core.alerts import to_alert
 from stream.core.dlq import dead_letter
-from stream.detect.pipeline import Effects, encode_seller_record, encode_watermark
+from stream.detect.pipeline import Effects
+from stream.detect.seller_pipeline import encode_seller_record, encode_watermark
 from stream.runtime.driver.tables import CoalescedTable
 from stream.runtime.metrics import Metrics
 from stream.runtime.output import KafkaOutput

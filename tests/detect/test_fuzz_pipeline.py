@@ -29,16 +29,9 @@ from stream.core.schema import EVENT_TYPES, MAX_ATTRS_BYTES, MAX_MESSAGE_BYTES, 
 from stream.core.state import SellerState, UserState
 from stream.core.timeutil import DAY_MS, MAX_EPOCH_MS, MINUTE_MS, parse_ts
 from stream.detect.churn import ChurnConfig
-from stream.detect.pipeline import (
-    Effects,
-    MemoryStates,
-    Record,
-    SellerPipeline,
-    UserPipeline,
-    encode_seller_record,
-    encode_watermark,
-)
+from stream.detect.pipeline import Effects, MemoryStates, Record, UserPipeline
 from stream.detect.processor import DetectorConfig
+from stream.detect.seller_pipeline import SellerPipeline, encode_seller_record, encode_watermark
 from tests.events import T0
 
 # Whole-file budget: well under 30 s on a slow two-core machine.

@@ -13,15 +13,9 @@ import pytest
 from stream.core.alerts import Detection, to_alert
 from stream.core.state import SellerState, UserState
 from stream.detect.churn import ChurnConfig
-from stream.detect.pipeline import (
-    MemoryStates,
-    Record,
-    SellerPipeline,
-    UserPipeline,
-    encode_seller_record,
-    encode_watermark,
-)
+from stream.detect.pipeline import MemoryStates, Record, UserPipeline
 from stream.detect.processor import DetectorConfig
+from stream.detect.seller_pipeline import SellerPipeline, encode_seller_record, encode_watermark
 from stream.offline.backtest import run_backtest
 from stream.simulate import SimConfig, generate_files
 from tests.events import T0, card_testing, ev

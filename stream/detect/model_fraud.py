@@ -32,7 +32,7 @@ from stream.core.state import (
 )
 from stream.core.timeutil import HOUR_MS, format_ts
 from stream.detect.rule_fraud import rule_fraud, rule_hits
-from stream.detect.rules import RuleConfig
+from stream.detect.rules import RuleConfig, RuleHit
 
 MODEL_COOLDOWN = "model"
 TOP_EVENTS = 3  # events named in an alert's reasons
@@ -83,62 +83,77 @@ def decide(
     a model trained on little data can miss. One fraud alert per user per cooldown either
     way: any fraud alert starts it, and while it runs neither the model nor a rule that
     had not fired yet alerts again."""
-    state, window, trigger = pending.state, pending.window, pending.trigger
-    ts = trigger[TS]
+    state, ts = pending.state, pending.trigger[TS]
     last = state.cooldowns.get(MODEL_COOLDOWN)
     if last is not None and 0 <= ts - last < cooldown_ms:
         return []
     if score < threshold:
-        _, found = rule_fraud(
-            state, window, trigger, pending.user_id, pending.seller_id, rules, cooldown_ms
-        )
-        model_reason = Reason(
-            "model.score", f"sequence model score {score:.3f} (threshold {threshold:.3f})"
-        )
-        if found:
-            state.cooldowns[MODEL_COOLDOWN] = ts
-        found = [replace(d, reasons=(*d.reasons, model_reason)) for d in found]
-        return found
+        return _rules_below_threshold(pending, score, threshold, cooldown_ms, rules)
     state.cooldowns[MODEL_COOLDOWN] = ts
-    hits = rule_hits(window, trigger, rules)
+    hits = rule_hits(pending.window, pending.trigger, rules)
     for hit in hits:
         state.cooldowns[hit.rule] = ts
+    return [_model_alert(pending, score, threshold, hits, model)]
+
+
+def _rules_below_threshold(
+    pending: PendingFraud, score: float, threshold: float, cooldown_ms: int, rules: RuleConfig
+) -> list[Detection]:
+    """The rules' own alerts (any firing rule not cooling down), the model's score as a
+    reason; one of them starts the user's cooldown."""
+    state, trigger = pending.state, pending.trigger
+    _, found = rule_fraud(
+        state, pending.window, trigger, pending.user_id, pending.seller_id, rules, cooldown_ms
+    )
+    if found:
+        state.cooldowns[MODEL_COOLDOWN] = trigger[TS]
+    model_reason = Reason(
+        "model.score", f"sequence model score {score:.3f} (threshold {threshold:.3f})"
+    )
+    return [replace(d, reasons=(*d.reasons, model_reason)) for d in found]
+
+
+def _model_alert(
+    pending: PendingFraud, score: float, threshold: float, hits: list[RuleHit], model: FraudModel
+) -> Detection:
+    """The model's alert, explained by occlusion: the events and feature groups whose
+    hiding lowers the score most, then the rules' findings and what was new."""
+    window, trigger = pending.window, pending.trigger
     events, features = model.explain_fraud(window)
     drivers = [(i, d) for i, d in events if d >= MIN_DROP][:TOP_EVENTS]
     reasons = [Reason("model.fraud", f"sequence model score {score:.3f} >= {threshold:.3f}")]
-    for i, drop in drivers:
-        row = window[i]
-        reasons.append(
-            Reason(
-                "model.event",
-                f"{EVENT_TYPES[row[TYPE]]} {row[EID]} at {format_ts(row[TS])} "
-                f"adds {drop:.3f} to the score",
-            )
-        )
-    for name, drop in features:
-        if drop >= MIN_DROP:
-            reasons.append(Reason(f"model.feature.{name}", f"{name} adds {drop:.3f} to the score"))
+    reasons += [_event_reason(window[i], drop) for i, drop in drivers]
+    reasons += [
+        Reason(f"model.feature.{name}", f"{name} adds {drop:.3f} to the score")
+        for name, drop in features
+        if drop >= MIN_DROP
+    ]
     reasons += [r for h in hits for r in h.reasons]
     reasons += novelty_reasons(window)
     recent = [r[EID] for r in window[-8:]][::-1]
     driving = [window[i][EID] for i, _ in drivers]
     evidence = dict.fromkeys([trigger[EID], *driving, *(e for h in hits for e in h.evidence)])
     evidence.update(dict.fromkeys(recent))
-    return [
-        Detection(
-            kind="fraud",
-            subject_type="user",
-            subject_id=pending.user_id,
-            score=score,
-            threshold=threshold,
-            event_id=trigger[EID],
-            event_ts=ts,
-            reasons=tuple(reasons),
-            evidence_event_ids=tuple(list(evidence)[:20]),
-            user_id=pending.user_id,
-            seller_id=pending.seller_id,
-        )
-    ]
+    return Detection(
+        kind="fraud",
+        subject_type="user",
+        subject_id=pending.user_id,
+        score=score,
+        threshold=threshold,
+        event_id=trigger[EID],
+        event_ts=trigger[TS],
+        reasons=tuple(reasons),
+        evidence_event_ids=tuple(list(evidence)[:20]),
+        user_id=pending.user_id,
+        seller_id=pending.seller_id,
+    )
+
+
+def _event_reason(row: Row, drop: float) -> Reason:
+    return Reason(
+        "model.event",
+        f"{EVENT_TYPES[row[TYPE]]} {row[EID]} at {format_ts(row[TS])} adds {drop:.3f} to the score",
+    )
 
 
 def decide_all(

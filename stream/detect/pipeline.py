@@ -1,6 +1,6 @@
 """The one detection pipeline: a micro-batch of input records in, everything it causes out.
 
-The worker's Faust agents (``stream.runtime.app``) and ``fraudstream backtest``
+The worker's Faust agents (``stream.runtime.agents``) and ``fraudstream backtest``
 (``stream.offline.backtest``) both drive these two classes, so stream and backtest agree
 by construction. Nothing here knows Kafka or Faust: records come with their partition and
 offset, states come through ``States``, and the effects (alerts, dead letters, seller

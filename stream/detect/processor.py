@@ -1,7 +1,6 @@
-"""Per-event processing, free of Kafka and Faust so that tests and backtests share it.
-
-The worker's agents and offline tools call these functions with the stored state bytes
-and get back the new state, the detections, and what must be forwarded to the seller side.
+"""Per-event steps, free of Kafka and Faust: one user event or one seller record applied to
+its live state, with what it detects and what must go on to the seller side. The pipeline
+(``stream.detect.pipeline``) runs them for the worker and the backtest alike.
 """
 
 from __future__ import annotations
@@ -56,7 +55,6 @@ class DetectorConfig:
 @dataclass
 class UserResult:
     outcome: Outcome
-    state: bytes | None  # None: unchanged, nothing to write
     detections: list[Detection]
     seller_record: tuple[str, Row] | None = None
     fraud_score: float | None = None  # set at decision events the rules decide
@@ -66,7 +64,6 @@ class UserResult:
 @dataclass
 class SellerResult:
     outcome: Outcome
-    state: bytes | None
     detections: list[Detection]
     seller_score: float | None = None  # the seller's brushing strength, at purchases
     order_score: float | None = None  # this purchase's, from the seller's and its own signals
@@ -75,41 +72,32 @@ class SellerResult:
 def apply_user_event(
     state: UserState, event: Event, cfg: DetectorConfig, defer_fraud: bool = False
 ) -> UserResult:
-    """Update ``state`` in place with one event; ``result.state`` stays None.
+    """Update ``state`` in place with one event.
 
     With ``defer_fraud`` a decision event is not judged by the rules but returned as
     ``result.pending`` for the model (``stream.detect.model_fraud``)."""
     outcome = state.add(event, cfg.limits)
     if outcome == "late":
-        return UserResult(outcome, None, [])
+        return UserResult(outcome, [])
     window = state.upto(event.ts)
     trigger = next((r for r in reversed(window) if r[EID] == event.event_id), None)
     if trigger is None:  # a duplicate already evicted from the window
-        return UserResult(outcome, None, [])
+        return UserResult(outcome, [])
     # A duplicate is a redelivery: its seller record may have been lost with a crash, and
     # the seller side de-duplicates, so it is sent again. Alerts are not: they were
     # delivered before the state that now holds the event was written.
     record = _seller_record(state, window, trigger, event)
     if outcome != "added":
-        return UserResult(outcome, None, [], record)
+        return UserResult(outcome, [], record)
     if trigger[TYPE] not in DECISION_CODES:
-        return UserResult(outcome, None, [], record)
+        return UserResult(outcome, [], record)
     if defer_fraud:
         # Ends at the decision event even when a same-millisecond event sorts after it.
         upto_trigger = window[: len(window) - window[::-1].index(trigger)]
         pending = PendingFraud(state, upto_trigger, event.user_id, event.seller_id, record)
-        return UserResult(outcome, None, [], None, pending=pending)
+        return UserResult(outcome, [], None, pending=pending)
     score, detections = _fraud(state, window, trigger, event, cfg)
-    return UserResult(outcome, None, detections, record, score)
-
-
-def process_user_event(raw: bytes | None, event: Event, cfg: DetectorConfig) -> UserResult:
-    """Bytes in, bytes out: ``apply_user_event`` on the stored encoding."""
-    state = UserState.decode(raw)
-    result = apply_user_event(state, event, cfg)
-    if result.outcome == "added":
-        result.state = state.encode()
-    return result
+    return UserResult(outcome, detections, record, score)
 
 
 def _fraud(
@@ -168,7 +156,7 @@ def apply_seller_record(
     newest_before = state.max_ts if state.orders else None
     outcome = state.add(row, cfg.limits)
     if outcome != "added" or row[S_KIND] != "purchase":
-        return SellerResult(outcome, None, [])
+        return SellerResult(outcome, [])
     order = order_score(row)
     use_model = brushing_threshold is not None and order is not None
     model_cfg = ModelBrushingConfig(cooldown_ms=cfg.brushing_cooldown_ms)
@@ -192,17 +180,7 @@ def apply_seller_record(
     if not use_model:
         # An order bought without viewing the item carries the seller's suspicion in full.
         order = seller if not row[S_BROWSED] else 0.2 * seller
-    return SellerResult(outcome, None, detections, seller, order)
-
-
-def process_seller_record(
-    raw: bytes | None, seller_id: str, row: Row, cfg: DetectorConfig
-) -> SellerResult:
-    state = SellerState.decode(raw)
-    result = apply_seller_record(state, seller_id, row, cfg)
-    if result.outcome == "added":
-        result.state = state.encode()
-    return result
+    return SellerResult(outcome, detections, seller, order)
 
 
 def _brushing_detection(seller_id: str, row: Row, hit: RuleHit, cfg: DetectorConfig) -> Detection:

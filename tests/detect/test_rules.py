@@ -3,9 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 from stream.core.schema import Event
-from stream.core.state import Row
+from stream.core.state import Row, SellerState, UserState
 from stream.core.timeutil import HOUR_MS, MINUTE_MS
-from stream.detect.processor import DetectorConfig, process_seller_record, process_user_event
+from stream.detect.processor import DetectorConfig, apply_seller_record, apply_user_event
 from tests.events import T0, card_testing, ev
 
 CFG = DetectorConfig()
@@ -13,13 +13,12 @@ MIN = MINUTE_MS
 HOUR = HOUR_MS
 
 
-def run(events: list[dict[str, Any]]) -> tuple[bytes | None, list[Any], list[tuple[str, Row]]]:
+def run(events: list[dict[str, Any]]) -> tuple[UserState, list[Any], list[tuple[str, Row]]]:
     """Feed events through the user side; return final state, detections, seller records."""
-    state: bytes | None = None
+    state = UserState()
     detections, records = [], []
     for raw in events:
-        result = process_user_event(state, Event.model_validate(raw), CFG)
-        state = result.state if result.state is not None else state
+        result = apply_user_event(state, Event.model_validate(raw), CFG)
         detections += result.detections
         if result.seller_record:
             records.append(result.seller_record)
@@ -90,11 +89,10 @@ def test_account_takeover_quiet_without_update_or_when_small_or_known_device() -
 
 
 def seller_run(records: list[tuple[str, Row]]) -> list[Any]:
-    state: bytes | None = None
+    state = SellerState()
     dets = []
     for seller, row in sorted(records, key=lambda r: r[1][0]):
-        result = process_seller_record(state, seller, row, CFG)
-        state = result.state if result.state is not None else state
+        result = apply_seller_record(state, seller, row, CFG)
         dets += result.detections
     return dets
 

@@ -2,7 +2,10 @@
 """Rebuild a model bundle from a recipe: simulate its training data with the recipe's
 seed, users and days, then run ``fraudstream build --recipe`` on it.
 
-    python build/rebuild_bundle.py build/recipes/243k.toml [--out build/out/243k]
+    python build/rebuild_bundle.py build/recipes/243k.toml [--out build/out/243k] [--ship]
+
+``--ship`` then makes it the bundle that ships with the package (model/bundles/default);
+``--tiny`` builds the recipe's data with the tiny preset, a smoke run that CI makes.
 
 Writes OUT/data/events.jsonl, OUT/data/labels.jsonl and the bundle OUT/bundle, and prints
 the bundle's version and test-day PR-AUCs. The bundles docs/results.md cites were built
@@ -79,15 +82,57 @@ def summarise(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def tiny_recipe(recipe_path: Path, recipe: dict[str, Any], out: Path) -> Path:
+    """The recipe with its ``[build]`` on the tiny preset: proves the recipe still runs,
+    in a minute or two, without claiming its bundle."""
+    table = {**recipe.get("build", {}), "base": "tiny"}
+    lines = [f"# {recipe_path.name} at tiny scale", f'name = "{recipe["name"]}-tiny"', "[build]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in table.items()]
+    path = out / "recipe-tiny.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def ship(bundle_dir: Path, recipe_name: str) -> Path:
+    """Copy what scoring needs (the student's graphs and weights, the manifest) into the
+    package's shipped bundle, recording the recipe; the teacher's weights stay behind."""
+    sys.path.insert(0, str(BUILD_DIR.parent))
+    from model.bundle import load_bundle, write_bundle
+    from model.shipped import SHIPPED_DIR
+
+    bundle = load_bundle(bundle_dir)
+    manifest = {k: v for k, v in bundle.manifest.items() if k not in ("files", "version")}
+    student = manifest["student"]
+    names = [student["onnx"], student["onnx_int8"], student["weights"]]
+    manifest["recipe"] = recipe_name
+    manifest["built_as"] = bundle.version  # the full bundle's version, teacher included
+    manifest["teacher"] = {**manifest["teacher"], "weights": None}
+    shipped = write_bundle(SHIPPED_DIR, {n: bundle.path / n for n in names}, manifest)
+    size = sum(f.stat().st_size for f in SHIPPED_DIR.iterdir())
+    print(f"shipped bundle {shipped.version} at {SHIPPED_DIR} ({size / 1e6:.1f} MB)")
+    return SHIPPED_DIR
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipe", type=Path, help="a recipe file, e.g. build/recipes/243k.toml")
     parser.add_argument("--out", type=Path, default=None, help="default build/out/<name>")
+    parser.add_argument(
+        "--tiny", action="store_true", help="the recipe's data, the tiny build preset"
+    )
+    parser.add_argument(
+        "--ship", action="store_true", help="then make it the package's shipped bundle"
+    )
     args = parser.parse_args(argv)
+    if args.tiny and args.ship:
+        parser.error("--tiny builds are smoke runs: they are not shipped")
     recipe = read_recipe(args.recipe)
     out = args.out or BUILD_DIR / "out" / recipe["name"]
     events, labels = generate(recipe["data"], out / "data")
-    print(summarise(build(args.recipe, events, labels, out / "bundle")))
+    recipe_path = tiny_recipe(args.recipe, recipe, out) if args.tiny else args.recipe
+    print(summarise(build(recipe_path, events, labels, out / "bundle")))
+    if args.ship:
+        ship(out / "bundle", recipe["name"])
     return 0
 
 

@@ -36,7 +36,7 @@ def evaluate(events: Path, labels: Path, bundle: Path | None) -> dict[str, Any]:
     """``fraudstream backtest`` (with ``bundle``, if any) then ``fraudstream evaluate``."""
     with tempfile.TemporaryDirectory() as tmp:
         alerts, scores = Path(tmp) / "alerts.jsonl", Path(tmp) / "scores.jsonl"
-        model = ["--model", str(bundle)] if bundle is not None else []
+        model = ["--model", str(bundle)] if bundle is not None else ["--rules-only"]
         fraudstream(
             "backtest",
             "--events",

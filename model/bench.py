@@ -18,6 +18,7 @@ import numpy.typing as npt
 from model.bundle import load_bundle
 from model.features import FeatureSpec
 from model.scorer import Scorer, load_scorer
+from stream.core.extras import missing
 
 
 def random_batch(
@@ -61,7 +62,9 @@ def time_cell(
 
 
 def available_backends() -> list[str]:
-    backends = ["torch", "onnx", "onnx-int8"]
+    backends = ["onnx", "onnx-int8"]
+    if not missing("torch", "safetensors"):
+        backends.insert(0, "torch")
     try:
         import tensorrt  # noqa: F401
         import torch

@@ -110,13 +110,19 @@ def _read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+def peek_manifest(path: Path | str) -> dict[str, Any] | None:
+    """A bundle's manifest, unverified; None if there is none to read."""
+    try:
+        return _read_manifest(Path(path))
+    except (BundleError, OSError):
+        return None
+
+
 def bundle_version(path: Path | str) -> str | None:
     """The version a bundle's manifest claims, unverified; None if there is none to read.
     Cheap enough to poll: a running worker reloads when it changes."""
-    try:
-        return str(_read_manifest(Path(path))["version"])
-    except (BundleError, OSError):
-        return None
+    manifest = peek_manifest(path)
+    return None if manifest is None else str(manifest["version"])
 
 
 def load_bundle(path: Path | str) -> Bundle:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stream.core.cliutil import CommandError, add_option
+from stream.core.extras import require
 
 if TYPE_CHECKING:
     from model.config import BuildConfig
@@ -94,6 +95,7 @@ def _ints(text: str, flag: str, hi: int) -> list[int]:
 
 
 def _build(args: argparse.Namespace) -> int:
+    require("fraudstream build", "torch", "transformers", "safetensors", "onnx", "lightgbm", "tqdm")
     from model.build import run_build
 
     for flag, path in (("--events", args.events), ("--labels", args.labels)):

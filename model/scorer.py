@@ -18,6 +18,7 @@ import numpy.typing as npt
 from model.bundle import Bundle, BundleError, load_bundle
 from model.calibrate import Platt
 from model.features import KINDS, FeatureSpec
+from stream.core.extras import require
 
 ScoreDict = dict[str, npt.NDArray[np.float32]]
 BACKENDS = ("auto", "onnx", "onnx-int8", "torch", "tensorrt")
@@ -130,6 +131,7 @@ class TorchScorer(_Calibrated):
 
     def __init__(self, bundle: Bundle, device: str = "cpu", threads: int | None = None) -> None:
         super().__init__(bundle)
+        require("the torch backend", "torch", "safetensors")
         import torch
 
         from model.nets import load_weights

@@ -2,14 +2,18 @@
 
 ``tensorrt`` and CUDA (through torch) are imported inside functions only, so this module
 imports cleanly on machines without a GPU. Engines are specific to a GPU and TensorRT
-version, so they are built on the target machine (optionally cached to a file) rather
-than shipped in the bundle. Their shapes (batch and T: min, opt, max) and builder settings
-come from one file, build/tensorrt/profile.toml, read when an engine is built or loaded
-(a wheel carries it as model/trt_profile.toml).
+version, so they are built on the target machine at first start and cached (next to the
+bundle, or in the user's cache when the bundle is read-only) under a name hashed from
+the ONNX graph, TensorRT's version, the GPU and the profile, with the engine's own sha256
+beside it; they are never shipped in the bundle. Their shapes (batch and T: min, opt,
+max) and builder settings come from one file, build/tensorrt/profile.toml, read when an
+engine is built or loaded (a wheel carries it as model/trt_profile.toml).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +25,7 @@ import numpy.typing as npt
 from model.bundle import Bundle
 from model.features import MAX_T
 from model.scorer import _Calibrated
+from stream.core.extras import require
 
 # The installed copy first, then the source tree's.
 PROFILE_PATHS = (
@@ -103,6 +108,51 @@ def build_engine(
     return bytes(serialized)
 
 
+def _gpu_name(torch: Any) -> str:
+    major, minor = torch.cuda.get_device_capability()
+    return f"{torch.cuda.get_device_name()} sm{major}{minor}"
+
+
+def engine_key(
+    bundle: Bundle, profile: EngineProfile, fp16: bool, trt_version: str, gpu: str
+) -> str:
+    """What an engine depends on, hashed: the ONNX graph (by its manifest hash), TensorRT's
+    version, the GPU and the profile. Any change names a different engine file."""
+    onnx_sha = bundle.manifest["files"][bundle.manifest["student"]["onnx"]]["sha256"]
+    parts = [onnx_sha, trt_version, gpu, repr(profile), f"fp16={fp16}"]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def engine_cache_dir(bundle: Bundle) -> Path:
+    """``engines/`` next to the bundle where it is writable (not part of its manifest), else
+    the user's cache (an installed package's shipped bundle is often read-only)."""
+    beside = bundle.path / "engines"
+    if os.access(bundle.path, os.W_OK) or os.access(beside, os.W_OK):
+        return beside
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "fraudstream" / "engines" / bundle.version
+
+
+def read_engine(path: Path) -> bytes | None:
+    """A cached engine whose bytes match the sha256 recorded beside it; None otherwise."""
+    sidecar = path.with_name(path.name + ".sha256")
+    try:
+        plan, expected = path.read_bytes(), sidecar.read_text().strip()
+    except OSError:
+        return None
+    return plan if hashlib.sha256(plan).hexdigest() == expected else None
+
+
+def write_engine(path: Path, plan: bytes) -> None:
+    """Write the engine and its sha256 atomically (rename), so a reader never sees half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for target, data in ((path, plan), (path.with_name(path.name + ".sha256"), None)):
+        body = data if data is not None else hashlib.sha256(plan).hexdigest().encode() + b"\n"
+        tmp = target.with_name(f".{target.name}.{os.getpid()}")
+        tmp.write_bytes(body)
+        tmp.replace(target)
+
+
 class TensorRTScorer(_Calibrated):
     """Runs the student on an NVIDIA GPU through a TensorRT engine (FP16 unless the engine
     profile or ``fp16`` says otherwise)."""
@@ -111,6 +161,7 @@ class TensorRTScorer(_Calibrated):
         self, bundle: Bundle, engine_path: Path | None = None, fp16: bool | None = None
     ) -> None:
         super().__init__(bundle)
+        require("the tensorrt backend", "tensorrt", "torch")
         import tensorrt as trt
         import torch
 
@@ -118,15 +169,17 @@ class TensorRTScorer(_Calibrated):
             raise RuntimeError("TensorRT backend needs a CUDA GPU; none is visible")
         self.profile = load_profile()
         fp16 = self.profile.fp16 if fp16 is None else fp16
-        if engine_path is not None and engine_path.is_file():
-            plan = engine_path.read_bytes()
-        else:
+        if engine_path is None:
+            key = engine_key(bundle, self.profile, fp16, trt.__version__, _gpu_name(torch))
+            engine_path = engine_cache_dir(bundle) / f"student-{key}.plan"
+        plan = read_engine(engine_path)
+        if plan is None:
             onnx_path = bundle.file(bundle.manifest["student"]["onnx"])
             plan = build_engine(
                 onnx_path, self.spec.n_cat, self.spec.n_num, fp16=fp16, profile=self.profile
             )
-            if engine_path is not None:
-                engine_path.write_bytes(plan)
+            write_engine(engine_path, plan)
+        self.engine_path = engine_path
         self._torch = torch
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = self.runtime.deserialize_cuda_engine(plan)

@@ -47,14 +47,17 @@ def _register_broker(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from model.shipped import choose_bundle, describe
     from stream.runtime.settings import Settings
     from stream.runtime.worker import run_worker
 
+    bundle = choose_bundle(args.model, args.rules_only)
+    print(f"fraudstream worker: {describe(bundle)}", file=sys.stderr, flush=True)
     overrides = {
         "broker": args.broker,
         "data_dir": args.data_dir,
         "web_port": args.web_port,
-        "model": args.model,
+        "model": bundle,
         "model_backend": args.backend,
         "partitions": args.partitions,
         "app_id": args.app_id,
@@ -70,7 +73,8 @@ def _register_worker(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     p = sub.add_parser("worker", help="run one stream worker (Faust)")
     add_option(p, "--broker", help="Kafka bootstrap HOST:PORT (default 127.0.0.1:9092)")
     add_option(p, "--data-dir", help="RocksDB state directory (default .fraudstream/worker)")
-    add_option(p, "--model", help="model bundle directory (default: rules only)")
+    add_option(p, "--model", help="model bundle directory (default: the shipped bundle)")
+    add_option(p, "--rules-only", action="store_true", help="no model: the rules score all")
     add_option(
         p,
         "--backend",
@@ -122,7 +126,7 @@ def _register_up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     add_option(p, "--data-dir", default=".fraudstream", help="where broker and state live")
     add_option(p, "--rate", type=float, default=200.0, help="traffic events per second")
     add_option(p, "--duration", type=float, help="stop after this many seconds")
-    add_option(p, "--model", help="model bundle (default: build a tiny one at the first run)")
+    add_option(p, "--model", help="model bundle directory (default: the shipped bundle)")
     add_option(p, "--rules-only", action="store_true", help="no model: the rules score all")
     p.set_defaults(func=_up)
 

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -278,7 +279,22 @@ def test_the_linter_catches_what_it_claims(tmp_path: Path) -> None:
         assert any(expected in p for p in problems), expected
 
 
-def test_gpu_image_builds_on_tensorrt() -> None:
+def test_gpu_image_installs_the_gpu_extra() -> None:
     text = (DEPLOY / "docker" / "gpu.Dockerfile").read_text()
-    assert re.search(r"nvcr\.io/nvidia/tensorrt:\d+\.\d+-py3", text)
-    assert "--system-site-packages" in text  # the venv must see the image's tensorrt module
+    assert '.whl)[gpu]"' in text  # TensorRT and torch come from the package's `gpu` extra
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    gpu = extras["optional-dependencies"]["gpu"]
+    assert any(req.startswith("tensorrt") for req in gpu), gpu
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_images_carry_what_the_wheel_force_includes(path: Path) -> None:
+    """hatch refuses to build a wheel whose force-included files are missing."""
+    hatch = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]
+    forced = hatch["build"]["targets"]["wheel"]["force-include"]
+    ignore = path.with_name(path.name + ".dockerignore").read_text().splitlines()
+    text = path.read_text()
+    for src in forced:
+        top = src.split("/")[0] + "/" + src.split("/")[1]
+        assert f"!{top}/" in ignore, (path.name, src)
+        assert f"COPY {top} " in text, (path.name, src)

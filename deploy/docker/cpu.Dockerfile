@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# fraudstream worker, CPU image: rules and the ONNX Runtime backend.
+# fraudstream worker, CPU image: the base install (rules, the shipped bundle, ONNX Runtime).
 # Build from the repository root: docker build -f deploy/docker/cpu.Dockerfile -t fraudstream:cpu .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -8,6 +8,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY stream ./stream
 COPY model ./model
+COPY build/tensorrt ./build/tensorrt
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM ${PYTHON_IMAGE}

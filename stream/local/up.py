@@ -1,18 +1,15 @@
 """``fraudstream up``: the embedded local stack on one machine.
 
 Starts (or reuses) the local broker, one worker, and live traffic; prints where alerts and
-metrics are and a line per alert; Ctrl-C stops what it started. The worker scores with a
-model bundle: ``--model DIR``, or one built on simulated traffic at the first run (a tiny
-configuration, about a minute) and kept under the data directory; ``--rules-only`` skips it.
+metrics are and a line per alert; Ctrl-C stops what it started. The worker scores with the
+bundle that ships with the package, another one (``--model DIR``), or none (``--rules-only``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,17 +17,13 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Consumer, Producer
 
-from model.bundle import MANIFEST
+from model.shipped import choose_bundle, describe
 from stream.core.cliutil import CommandError
 from stream.core.timeutil import DAY_MS
 from stream.local import broker
 from stream.local.traffic import simulated_traffic
 from stream.local.workerproc import WorkerProcess
 from stream.runtime.topics import ALERT_TOPICS, EVENTS
-from stream.simulate import SimConfig, generate_files
-
-# Training traffic for the first-run bundle: about 240,000 events, two simulated weeks.
-UP_TRAINING = SimConfig(users=2000, days=14, seed=3)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -46,7 +39,7 @@ def run_up(args: argparse.Namespace) -> int:
     cfg = broker.BrokerConfig(data_dir=data / "kafka", port=args.port)
     if not broker.port_free("127.0.0.1", args.web_port):
         raise CommandError(f"web port {args.web_port} is in use; pass --web-port")
-    bundle = None if args.rules_only else ensure_bundle(args.model, data)
+    bundle = choose_bundle(args.model, args.rules_only)
     started_broker = _ensure_broker(cfg)
     # Simulated event time runs ahead of the wall clock: judge events against their
     # partition's event time only (stream.core.event_time), or a restarted worker would
@@ -61,7 +54,7 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"starting worker (log in {worker.log_path}) ...", flush=True)
         worker.start(timeout=120.0)
         print(f"broker     {cfg.bootstrap} (data in {cfg.data_dir})")
-        print(f"model      {bundle or 'none: the rules score every kind'}")
+        print(f"model      {describe(bundle)}")
         print(f"metrics    http://127.0.0.1:{args.web_port}/metrics")
         print(f"user state http://127.0.0.1:{args.web_port}/users/<user_id>")
         print(
@@ -87,30 +80,6 @@ def run_up(args: argparse.Namespace) -> int:
             broker.stop(cfg.data_dir)
         print("stopped", flush=True)
     return 0
-
-
-def ensure_bundle(given: str | None, data: Path) -> Path:
-    """The bundle to score with: the one given, the one an earlier run built, or a new one."""
-    if given is not None:
-        return Path(given)
-    bundle = data / "model"
-    if (bundle / MANIFEST).is_file():
-        return bundle
-    from model.build import run_build
-    from model.config import TINY
-
-    train = data / "model-train"
-    train.mkdir(parents=True, exist_ok=True)
-    events, labels = train / "events.jsonl", train / "labels.jsonl"
-    print("first run: building a tiny model bundle on simulated traffic ...", flush=True)
-    generate_files(events, labels, UP_TRAINING)
-    partial = data / "model.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    run_build(events, labels, partial, TINY, progress=sys.stderr.isatty())
-    partial.rename(bundle)  # only a finished bundle ever sits at ``bundle``
-    shutil.rmtree(train, ignore_errors=True)
-    print(f"model bundle written to {bundle}", flush=True)
-    return bundle
 
 
 def _ensure_broker(cfg: broker.BrokerConfig) -> bool:

@@ -66,6 +66,8 @@ class WorkerProcess:
             cmd += ["--partitions", str(self.partitions)]
         if self.model is not None:
             cmd += ["--model", str(self.model)]
+        else:
+            cmd += ["--rules-only"]
         if self.backend is not None:
             cmd += ["--backend", self.backend]
         return cmd

@@ -19,6 +19,7 @@ from typing import IO, Any
 import orjson
 
 from model.sequence_model import SequenceModel
+from model.shipped import choose_bundle, describe
 from stream.core.alerts import Detection, to_alert
 from stream.core.cliutil import CommandError, add_option
 from stream.core.event_time import EventTimeGuard
@@ -56,6 +57,7 @@ class BacktestStats:
     last_ts: str | None = None
     seconds: float = 0.0
     events_per_s: float = 0.0
+    model_version: str | None = None  # the bundle that scored; None: the rules alone
 
 
 class Backtest:
@@ -184,6 +186,7 @@ def run_backtest(
     stats.seconds = round(time.perf_counter() - started, 3)
     processed = stats.events + stats.rejected + stats.duplicates
     stats.events_per_s = round(processed / stats.seconds, 1) if stats.seconds else 0.0
+    stats.model_version = model.version if model is not None else None
     if bt.clock is not None:
         users = [u for t in bt.users.by_partition.values() for u in t.values() if u.total]
         first = min((u.first_ts for u in users), default=bt.clock)
@@ -217,7 +220,9 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError("give either --events FILE or --from-topic TOPIC")
     if since is not None and args.from_topic is None:
         raise CommandError("--since selects Kafka history: it needs --from-topic")
-    model = SequenceModel(Path(args.model), args.backend) if args.model else None
+    bundle = choose_bundle(args.model, args.rules_only)
+    print(f"fraudstream backtest: {describe(bundle)}", file=sys.stderr, flush=True)
+    model = SequenceModel(bundle, args.backend) if bundle is not None else None
     outputs = (Path(args.alerts_out), Path(args.scores_out) if args.scores_out else None)
     if args.from_topic is None:
         stats = run_backtest(Path(args.events), *outputs, until, model)
@@ -258,6 +263,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="stop at this event time; with --from-topic, at this message time "
         "(RFC 3339 or epoch ms)",
     )
-    add_option(p, "--model", help="model bundle directory (default: the rules alone)")
+    add_option(p, "--model", help="model bundle directory (default: the shipped bundle)")
+    add_option(p, "--rules-only", action="store_true", help="no model: the rules score all")
     add_option(p, "--backend", default="auto", help="model backend: auto, onnx, torch, ...")
     p.set_defaults(func=_run)

@@ -23,7 +23,7 @@ def alert_ids(path: Path) -> set[str]:
 
 
 def backtest(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
-    assert main(["backtest", *args]) == 0
+    assert main(["backtest", "--rules-only", *args]) == 0
     stats: dict[str, object] = orjson.loads(capsys.readouterr().out.strip().splitlines()[-1])
     return stats
 

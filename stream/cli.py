@@ -47,12 +47,11 @@ def _register_broker(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from model.shipped import choose_bundle, describe
+    from model.shipped import choose_bundle
     from stream.runtime.settings import Settings
     from stream.runtime.worker import run_worker
 
     bundle = choose_bundle(args.model, args.rules_only)
-    print(f"fraudstream worker: {describe(bundle)}", file=sys.stderr, flush=True)
     overrides = {
         "broker": args.broker,
         "data_dir": args.data_dir,

@@ -221,7 +221,6 @@ def _run(args: argparse.Namespace) -> int:
     if since is not None and args.from_topic is None:
         raise CommandError("--since selects Kafka history: it needs --from-topic")
     bundle = choose_bundle(args.model, args.rules_only)
-    print(f"fraudstream backtest: {describe(bundle)}", file=sys.stderr, flush=True)
     model = SequenceModel(bundle, args.backend) if bundle is not None else None
     outputs = (Path(args.alerts_out), Path(args.scores_out) if args.scores_out else None)
     if args.from_topic is None:
@@ -237,6 +236,7 @@ def _run(args: argparse.Namespace) -> int:
                          settings.kafka_client_config())  # fmt: skip
             # The range is chosen by Kafka timestamps; event time ends with the last event.
             stats = run_backtest(events, *outputs, None, model)
+    print(f"fraudstream backtest: scored with {describe(bundle)}", file=sys.stderr)
     print(orjson.dumps(asdict(stats)).decode())
     if stats.rejected:
         print(f"fraudstream: {stats.rejected} invalid lines skipped", file=sys.stderr)

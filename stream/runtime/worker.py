@@ -9,6 +9,7 @@ import sys
 import faust
 
 from model.bundle import BundleError
+from model.shipped import describe
 from stream.runtime.app import build_app
 from stream.runtime.logs import logging_config
 from stream.runtime.metrics import Metrics
@@ -68,6 +69,8 @@ def preflight(settings: Settings) -> None:
 def run_worker(settings: Settings) -> None:
     level = logging_config(settings.log_level)  # an unknown level fails before anything runs
     preflight(settings)
+    # After the checks: a failing start prints its one-line reason only.
+    print(f"fraudstream worker: {describe(settings.model)}", file=sys.stderr, flush=True)
     partitions = prepare_topics(settings)
     try:
         app = build_app(settings, Metrics(), partitions)

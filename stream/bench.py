@@ -17,6 +17,8 @@ Run: ``python -m stream.bench [--broker B] [--events N] [--rate R] [--seconds S]
 from __future__ import annotations
 
 import argparse
+import math
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +29,7 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, Producer
+from prometheus_client.parser import text_string_to_metric_families
 
 from stream.local import broker as local_broker
 from stream.local.traffic import LiveTraffic
@@ -111,22 +114,31 @@ def passthrough_agent(bootstrap: str, topic: str, n: int) -> dict[str, float]:
 
 
 def worker_drain(
-    bootstrap: str, work: Path, n: int, model: Path | None = None, backend: str | None = None
+    bootstrap: str,
+    work: Path,
+    n: int,
+    model: Path | None = None,
+    backend: str | None = None,
+    **options: Any,
 ) -> tuple[WorkerProcess, dict[str, float]]:
     worker = WorkerProcess(bootstrap, work, partitions=PARTITIONS, log_level="warn",
-                           model=model, backend=backend)  # fmt: skip
+                           model=model, backend=backend, **options)  # fmt: skip
     worker.start()
     load_events(bootstrap, worker.topic("events"), n)
     first, count = 0.0, 0.0
+    gc_before: GcBuckets = {}
     while count < n:
         count = worker.metric("fraudstream_events_consumed_total")
         if count and not first:
             first = time.perf_counter()
+            gc_before = gc_buckets(worker)  # partitions assigned, events flowing
         time.sleep(0.05)
     elapsed = time.perf_counter() - first
     # Let the seller side and the changelog catch up before anything else is timed.
     settle(worker)
-    return worker, {"events": count, "seconds": elapsed, "events_per_s": count / elapsed}
+    drained = {"events": count, "seconds": elapsed, "events_per_s": count / elapsed}
+    pauses = gc_during(gc_before, gc_buckets(worker))
+    return worker, drained | {f"gc_{k}": v for k, v in pauses.items()}
 
 
 def settle(worker: WorkerProcess, quiet_s: float = 3.0) -> None:
@@ -186,6 +198,72 @@ def model_calls(worker: WorkerProcess) -> dict[str, float]:
         "mean_model_call_ms": round(
             1000 * worker.metric("fraudstream_model_batch_latency_seconds_sum") / calls, 3
         ),
+    }
+
+
+GcBuckets = dict[tuple[str, float], float]  # (generation, upper bound s) -> cumulative count
+
+
+def gc_buckets(worker: WorkerProcess) -> GcBuckets:
+    """The worker's ``fraudstream_gc_pause_seconds`` buckets as they stand."""
+    out: GcBuckets = {}
+    for family in text_string_to_metric_families(str(worker.get("/metrics")[1])):
+        for sample in family.samples:
+            if sample.name == "fraudstream_gc_pause_seconds_bucket":
+                out[sample.labels["generation"], float(sample.labels["le"])] = sample.value
+    return out
+
+
+def gc_during(before: GcBuckets, after: GcBuckets) -> dict[str, float]:
+    """Collections between two snapshots: how many, how many full, how many over 10 ms, and
+    the bucket bound the longest stayed under (inf: over the last bucket). Explicit
+    collections at start-up and rebalances (Faust's RocksDB store makes them) stay out."""
+    diff = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    total = sum(v for (_, le), v in diff.items() if le == math.inf)
+    full = sum(v for (gen, le), v in diff.items() if le == math.inf and gen == "2")
+    under_10ms = sum(v for (_, le), v in diff.items() if le == 0.01)
+    bounds = sorted({le for _, le in diff})
+    longest = next(
+        (le for le in bounds if sum(v for (_, b), v in diff.items() if b == le) >= total),
+        math.inf,
+    )
+    return {
+        "collections": total,
+        "full_collections": full,
+        "over_10ms": total - under_10ms,
+        "longest_under_ms": 1000 * longest if total else 0.0,
+    }
+
+
+def gc_compare(
+    bootstrap: str, events: int, runs: int, cpus: str | None, model: Path | None
+) -> dict[str, Any]:
+    """The worker draining ``events`` with start-up objects frozen and raised thresholds
+    (``FRAUDSTREAM_GC_SETTLE``, the default) and without, alternating, ``runs`` times each:
+    drain rate and garbage-collection pauses, medians and ranges."""
+    rows: dict[str, list[dict[str, float]]] = {"settled": [], "default_gc": []}
+    with tempfile.TemporaryDirectory(prefix="fraudstream-bench-gc-") as tmp:
+        for i in range(runs):
+            for name, settle_gc in (("settled", "true"), ("default_gc", "false")):
+                env = {"FRAUDSTREAM_GC_SETTLE": settle_gc}
+                work = Path(tmp) / f"{name}-{i}"
+                worker, drained = worker_drain(bootstrap, work, events, model, env=env, cpus=cpus)
+                try:
+                    rows[name].append({k: v for k, v in drained.items() if k != "events"})
+                finally:
+                    worker.stop()
+    return {name: _spread(values) for name, values in rows.items()} | {"runs": runs}
+
+
+def _spread(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Median and range of each figure over runs."""
+    return {
+        key: {
+            "median": round(statistics.median(r[key] for r in rows), 2),
+            "min": round(min(r[key] for r in rows), 2),
+            "max": round(max(r[key] for r in rows), 2),
+        }
+        for key in rows[0]
     }
 
 
@@ -264,16 +342,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
     parser.add_argument("--model", type=Path, help="also run the worker with this bundle")
     parser.add_argument("--backend", help="model backend for --model (default auto)")
+    parser.add_argument(
+        "--gc-compare",
+        type=int,
+        metavar="RUNS",
+        help="instead: drain rate and GC pauses with and without GC settling, RUNS times each",
+    )
+    parser.add_argument("--cpus", help="with --gc-compare: pin the worker (taskset -c CPUS)")
     args = parser.parse_args(argv)
-    extra = (args.model, args.backend)
+
+    def bench(bootstrap: str) -> dict[str, Any]:
+        if args.gc_compare:
+            return gc_compare(bootstrap, args.events, args.gc_compare, args.cpus, args.model)
+        return run(bootstrap, args.events, args.rate, args.seconds, args.model, args.backend)
+
     if args.broker:
-        result = run(args.broker, args.events, args.rate, args.seconds, *extra)
+        result = bench(args.broker)
     else:
         with tempfile.TemporaryDirectory(prefix="fraudstream-bench-kafka-") as tmp:
             cfg = local_broker.BrokerConfig(data_dir=Path(tmp), port=local_broker.free_port())
             local_broker.start(cfg)
             try:
-                result = run(cfg.bootstrap, args.events, args.rate, args.seconds, *extra)
+                result = bench(cfg.bootstrap)
             finally:
                 local_broker.stop(cfg.data_dir)
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())

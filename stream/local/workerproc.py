@@ -41,6 +41,7 @@ class WorkerProcess:
         model: Path | None = None,
         backend: str | None = None,
         env: Mapping[str, str] | None = None,
+        cpus: str | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.data_dir = data_dir
@@ -51,6 +52,7 @@ class WorkerProcess:
         self.log_level = log_level
         self.model, self.backend = model, backend
         self.env = dict(env or {})  # FRAUDSTREAM_* settings without a flag, on top of ours
+        self.cpus = cpus  # pinned with taskset (e.g. "1"), for benchmarks
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "worker.log"
 
@@ -70,7 +72,7 @@ class WorkerProcess:
             cmd += ["--rules-only"]
         if self.backend is not None:
             cmd += ["--backend", self.backend]
-        return cmd
+        return cmd if self.cpus is None else ["taskset", "-c", self.cpus, *cmd]
 
     def start(self, timeout: float = 90.0) -> WorkerProcess:
         """Start and wait until the worker serves ``/metrics``."""

@@ -20,6 +20,7 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 ALERT_KINDS = ("fraud", "brushing", "churn")
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+GC_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
 class Metrics:
@@ -104,6 +105,18 @@ class Metrics:
         self.model_fallback = Gauge(
             "fraudstream_model_fallback",
             "1 while a model bundle was configured but the rules score instead",
+            registry=r,
+        )
+        self.gc_pauses = Histogram(
+            "fraudstream_gc_pause_seconds",
+            "Garbage-collection pauses by generation (the event loop stops meanwhile)",
+            ["generation"],
+            buckets=GC_BUCKETS,
+            registry=r,
+        )
+        self.gc_longest = Gauge(
+            "fraudstream_gc_pause_max_seconds",
+            "The longest garbage-collection pause since the worker started",
             registry=r,
         )
         self.reorder_waiting = Gauge(

@@ -10,6 +10,7 @@ import faust
 
 from model.bundle import BundleError
 from model.shipped import describe
+from stream.runtime import gc_pauses
 from stream.runtime.app import build_app
 from stream.runtime.logs import logging_config
 from stream.runtime.metrics import Metrics
@@ -72,10 +73,14 @@ def run_worker(settings: Settings) -> None:
     # After the checks: a failing start prints its one-line reason only.
     print(f"fraudstream worker: {describe(settings.model)}", file=sys.stderr, flush=True)
     partitions = prepare_topics(settings)
+    metrics = Metrics()
     try:
-        app = build_app(settings, Metrics(), partitions)
+        app = build_app(settings, metrics, partitions)
     except BundleError as exc:  # replaced between the check and the load
         raise bundle_error(exc) from None
+    if settings.gc_settle:  # modules, Faust, the model: out of every later collection
+        gc_pauses.settle()
+    gc_pauses.watch(metrics.gc_pauses, metrics.gc_longest)
     # logfile: the stream whose isatty() Faust asks before drawing its tables with escapes.
     worker = faust.Worker(
         app, loglevel=settings.log_level, quiet=True, logfile=sys.stderr, logging_config=level

@@ -17,6 +17,7 @@ from typing import Any
 import faust
 
 from stream.core.state import SellerState, UserState
+from stream.runtime import gc_pauses
 from stream.runtime.agents import EXIT_CRASH, SellerSide, UserSide, exit_on_crash
 from stream.runtime.driver import seek_guard, versions
 from stream.runtime.driver.bulk_take import take_batches
@@ -54,8 +55,12 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
 
     @app.agent(events, name="fraudstream.events")
     async def user_agent(stream: Any) -> None:
+        first = settings.gc_settle
         async for batch in take_batches(stream, batch_max, batch_wait):
             user_side.handle(batch)
+            if first:
+                gc_pauses.freeze_started()
+                first = False
 
     @app.agent(by_seller, name="fraudstream.sellers")
     async def seller_agent(stream: Any) -> None:

@@ -1,7 +1,8 @@
 """``fraudstream up``: the embedded local stack on one machine.
 
 Starts (or reuses) the local broker, one worker, and live traffic; prints where alerts and
-metrics are and a line per alert; Ctrl-C stops what it started. The worker scores with a
+metrics are, a readable line per fraud and brushing alert and a periodic churn summary;
+Ctrl-C stops what it started. The worker scores with a
 model bundle: ``--model DIR``, or one built on simulated traffic at the first run (a tiny
 configuration, about a minute) and kept under the data directory; ``--rules-only`` skips it.
 """
@@ -24,6 +25,7 @@ from model.bundle import MANIFEST
 from stream.core.cliutil import CommandError
 from stream.core.timeutil import DAY_MS
 from stream.local import broker
+from stream.local.pretty import ChurnTally, pretty_line
 from stream.local.traffic import simulated_traffic
 from stream.local.workerproc import WorkerProcess
 from stream.runtime.topics import ALERT_TOPICS, EVENTS
@@ -142,9 +144,14 @@ def _produce(bootstrap: str, rate: float, stop: threading.Event) -> None:
     producer.flush(5)
 
 
+CHURN_SUMMARY_EVERY_S = 30.0  # churn comes in waves at each tick: summed, not listed
+
+
 def _print_alerts(
     bootstrap: str, worker: WorkerProcess, stop: threading.Event, duration: float | None
 ) -> None:
+    """Fraud and brushing alerts one readable line each; churn alerts as one summary line
+    every ``CHURN_SUMMARY_EVERY_S`` (a churn tick flags many users at once)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -155,19 +162,20 @@ def _print_alerts(
     )
     consumer.subscribe(list(ALERT_TOPICS.values()))
     deadline = None if duration is None else time.monotonic() + duration
+    colour = sys.stdout.isatty()
+    churn = ChurnTally()
     try:
         while deadline is None or time.monotonic() < deadline:
             if not worker.running():
                 raise CommandError(f"the worker exited; see {worker.log_path}")
             msg = consumer.poll(0.5)
-            if msg is None or msg.error() is not None:
-                continue
-            alert = orjson.loads(msg.value() or b"{}")
-            top = alert["reasons"][0]["detail"] if alert.get("reasons") else ""
-            print(
-                f"ALERT {alert['kind']:<8} {alert['subject']['type']} {alert['subject']['id']} "
-                f"score={alert['score']:.2f} {top}",
-                flush=True,
-            )
+            if msg is not None and msg.error() is None:
+                alert = orjson.loads(msg.value() or b"{}")
+                if alert.get("kind") == "churn":
+                    churn.add(alert)
+                else:
+                    print(pretty_line(alert, colour), flush=True)
+            if churn.due(CHURN_SUMMARY_EVERY_S):
+                print(churn.line(colour), flush=True)
     finally:
         consumer.close()

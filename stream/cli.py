@@ -12,6 +12,7 @@ from stream import __version__
 from stream.core.cliutil import EXIT_INTERRUPTED, CommandError, add_option, fail
 from stream.offline.backtest import register as register_backtest
 from stream.offline.evaluate import register as register_evaluate
+from stream.offline.report import register as register_report
 from stream.simulate.cli import register as register_simulate
 
 
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_simulate(sub)  # generate, and replay
     register_backtest(sub)
     register_evaluate(sub)
+    register_report(sub)
     register_model(sub)  # build, and bench model
     return parser
 

@@ -54,6 +54,7 @@ FEATURE_PATTERNS = {
     "amounts": "unusual_amounts",
     "timing": "unusual_timing",
 }
+CARD_TESTING_FAILED = 3  # failed payments among the evidence that read as card testing
 PATTERN_TITLES = {
     "card_testing": "Card testing",
     "account_takeover": "Account takeover",
@@ -68,13 +69,27 @@ PATTERN_TITLES = {
 SCORE_ONLY = frozenset({"model.fraud", "model.score", "churn.history"})
 
 
-def pattern_of(kind: str, reasons: tuple[Reason, ...]) -> str:
+def pattern_of(
+    kind: str, reasons: tuple[Reason, ...], evidence: tuple[EvidenceEvent, ...] = ()
+) -> str:
+    """A rule's finding names the pattern; else a telling feature group among the model's
+    reasons, or a run of failed payments in the evidence; else the strongest feature."""
     for prefix, pattern in RULE_PATTERNS:
         if any(r.code.startswith(prefix) for r in reasons):
             return pattern
-    for r in reasons:
-        if r.code.startswith("model.feature."):
-            return FEATURE_PATTERNS.get(r.code.removeprefix("model.feature."), "unusual_activity")
+    features = [
+        r.code.removeprefix("model.feature.")
+        for r in reasons
+        if r.code.startswith("model.feature.")
+    ]
+    for telling in ("failed_attempts", "new_device_ip_country"):
+        if telling in features:
+            return FEATURE_PATTERNS[telling]
+    failed = [e for e in evidence if e.type == "payment" and e.status == "failed"]
+    if len(failed) >= CARD_TESTING_FAILED:
+        return "card_testing"
+    if features:
+        return FEATURE_PATTERNS.get(features[0], "unusual_activity")
     return "unusual_activity" if kind == "fraud" else kind
 
 
@@ -91,7 +106,7 @@ def summary_of(det: Detection, pattern: str) -> str:
 
 def explained(det: Detection) -> dict[str, Any]:
     """The alert fields that make it readable (docs/contract.md, Additions)."""
-    pattern = pattern_of(det.kind, det.reasons)
+    pattern = pattern_of(det.kind, det.reasons, det.evidence)
     out: dict[str, Any] = {"pattern": pattern, "summary": summary_of(det, pattern)}
     if det.at_stake is not None:
         out["amount_at_stake"] = round(det.at_stake, 2)

@@ -133,12 +133,17 @@ def _model_alert(
     events, features = model.explain_fraud(window)
     drivers = [(i, d) for i, d in events if d >= MIN_DROP][:TOP_EVENTS]
     reasons = [Reason("model.fraud", f"sequence model score {score:.3f} >= {threshold:.3f}")]
-    reasons += [_event_reason(window[i], score, drop) for i, drop in drivers]
-    reasons += [
-        Reason(f"model.feature.{name}", _without(score, drop, FEATURE_WORDS.get(name, name)))
+    # Events and feature groups together, the biggest drop first: most important first.
+    measured = [(drop, _event_reason(window[i], score, drop)) for i, drop in drivers]
+    measured += [
+        (
+            drop,
+            Reason(f"model.feature.{name}", _without(score, drop, FEATURE_WORDS.get(name, name))),
+        )
         for name, drop in features
         if drop >= MIN_DROP
     ]
+    reasons += [r for _, r in sorted(measured, key=lambda m: -m[0])]
     reasons += [r for h in hits for r in h.reasons]
     reasons += novelty_reasons(window)
     recent = [r[EID] for r in window[-8:]][::-1]

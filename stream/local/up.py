@@ -65,7 +65,7 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"broker     {cfg.bootstrap} (data in {cfg.data_dir})")
         print(f"model      {bundle or 'none: the rules score every kind'}")
         print(f"metrics    http://127.0.0.1:{args.web_port}/metrics")
-        print(f"user state http://127.0.0.1:{args.web_port}/users/<user_id>")
+        print(f"views      http://127.0.0.1:{args.web_port}/ (users, sellers and their alerts)")
         print(
             f"alerts     fraudstream alerts tail --broker {cfg.bootstrap}   (topics "
             f"{', '.join(ALERT_TOPICS.values())})"

@@ -85,7 +85,7 @@ def index() -> dict[str, Any]:
 
 def user_view(user_id: str, state: UserState, alerts: list[dict[str, Any]]) -> dict[str, Any]:
     events = []
-    for row in reversed(state.events):
+    for row in state.events:
         event = row_to_dict(row)
         event["ts"] = format_ts(row[TS])
         event.pop("flags", None)
@@ -101,7 +101,7 @@ def user_view(user_id: str, state: UserState, alerts: list[dict[str, Any]]) -> d
         "known": {name: len(values) for name, values in zip(KNOWN, state.known, strict=True)},
         "cooldowns_since": {name: format_ts(ts) for name, ts in state.cooldowns.items()},
         "recent_alerts": alerts,
-        "events": events,  # newest first
+        "events": events,  # oldest first, as kept
     }
 
 
@@ -111,7 +111,7 @@ def seller_view(seller_id: str, state: SellerState, alerts: list[dict[str, Any]]
         "last_event": format_ts(state.max_ts),
         "cooldowns_since": {name: format_ts(ts) for name, ts in state.cooldowns.items()},
         "recent_alerts": alerts,
-        "orders": [_order(r) for r in reversed(state.orders)],  # newest first
+        "orders": [_order(r) for r in state.orders],  # oldest first, as kept
     }
 
 

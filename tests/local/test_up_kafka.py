@@ -13,7 +13,7 @@ from stream.local.broker import free_port
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-def test_up_prints_where_to_look_and_alerts_within_a_minute(tmp_path: Path) -> None:
+def test_up_shows_fraud_and_brushing_within_a_minute_and_sums_up_churn(tmp_path: Path) -> None:
     port, web = free_port(), free_port()
     cmd = [
         sys.executable,
@@ -35,14 +35,23 @@ def test_up_prints_where_to_look_and_alerts_within_a_minute(tmp_path: Path) -> N
     out = done.stdout
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"http://127.0.0.1:{web}/metrics" in out
+    assert f"http://127.0.0.1:{web}/ " in out
     assert f"127.0.0.1:{port}" in out
-    alerts = [line for line in out.splitlines() if line.startswith("ALERT")]
-    kinds = {line.split()[1] for line in alerts}
-    assert "fraud" in kinds, out[-3000:]
+    lines = out.splitlines()
+    fraud = [line for line in lines if " FRAUD " in line]
+    brushing = [line for line in lines if " BRUSHING " in line]
+    assert fraud and brushing, out[-3000:]
     assert "first run: building a tiny model bundle" in out
     assert (tmp_path / "model" / "manifest.json").is_file()
-    # Fraud alerts come from the bundle it built, and say why.
-    assert any("sequence model score" in line for line in alerts if " fraud " in line), alerts
+    # Alerts say what they found, about whom and why, in words: the bundle's occlusion
+    # results read as the score without what was hidden.
+    assert any("the score falls from" in line for line in fraud), fraud
+    assert all(": user " in line for line in fraud) and all(
+        ": seller " in line for line in brushing
+    )
+    # Churn is a periodic summary, never a line per alert.
+    churn = [line for line in lines if " CHURN " in line]
+    assert all("customers at risk of churning" in line for line in churn), churn
     assert out.rstrip().endswith("stopped")
     # Everything it started is gone: the broker's pid file is removed on stop.
     assert not (tmp_path / "kafka" / "broker.pid").exists()

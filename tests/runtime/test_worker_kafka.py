@@ -31,7 +31,7 @@ def wait_user(worker: WorkerProcess, user: str, total: int, timeout: float = 60)
     state = None
     while time.monotonic() < deadline:
         status, state = worker.get(f"/users/{user}")
-        if status == 200 and state["total"] >= total:
+        if status == 200 and state["events_seen"] >= total:
             return state
         time.sleep(0.3)
     raise AssertionError(f"user {user} state {state}: {worker.log_tail()}")
@@ -146,7 +146,7 @@ def test_kill_9_mid_stream_loses_no_state(
             state = wait_user(worker, user, len(ids), timeout=120)
             kept = [e["event_id"] for e in state["events"]]
             assert kept == ids[-len(kept) :]  # newest events, in order, none missing
-            assert state["total"] == len(ids)  # each event counted once: no loss, no double
+            assert state["events_seen"] == len(ids)  # each event counted once: no loss, no double
     finally:
         worker.stop()
 
@@ -209,7 +209,7 @@ def test_partitions_moving_between_workers_keep_every_users_state(
         produce_events(kafka_broker, first.topic("events"), rounds[2])
         for user in users:
             state = wait_user(first, user, 9, timeout=120)
-            assert state["total"] == 9, (user, state["total"])
+            assert state["events_seen"] == 9, (user, state["events_seen"])
             ids = [e["event_id"] for e in state["events"]]
             assert ids == sorted(ids, key=lambda i: (int(i[1]), int(i.split("-")[1])))
     finally:

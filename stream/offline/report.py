@@ -101,8 +101,9 @@ def _pr_chart(kind: str, results: list[KindResult]) -> str:
         auc = f" (AUC {r.pr_auc:.2f})" if r.pr_auc is not None else " (no positives)"
         series.append(Series(r.run + auc, [(0.0, 1.0), *r.curve()] if r.labels else []))
     return line_chart(
-        series, f"{kind}: precision-recall", "recall", "precision", x=(0.0, 1.0), y=(0.0, 1.02)
-    )
+        series, f"{kind}: precision-recall", "recall", "precision", x=(0.0, 1.0), y=(0.0, 1.02),
+        legend_lower_left=True,
+    )  # fmt: skip
 
 
 def _volume_chart(kind: str, results: list[KindResult]) -> str:

@@ -87,13 +87,24 @@ class Frame:
                 f'<text x="{x:.1f}" y="{b + 14:.1f}" text-anchor="middle">{escape(label)}</text>'
             )
 
-    def legend(self, names: list[tuple[str, str]]) -> None:
+    def legend(self, names: list[tuple[str, str]], lower_left: bool = False) -> None:
+        """Names with colour keys, top right (or lower left, clear of curves that start
+        high on the left, such as precision-recall)."""
+        x = LEFT + 8 if lower_left else WIDTH - RIGHT - 190
+        top = (HEIGHT - BOTTOM - 19 - 15 * (len(names) - 1)) if lower_left else TOP + 1
+        self.parts.append(
+            f'<rect x="{x - 4}" y="{top}" width="186" height="{15 * len(names) + 4}" '
+            'fill="#fff" fill-opacity="0.85"/>'
+        )
         for i, (name, colour) in enumerate(names):
-            y = TOP + 12 + 15 * i
+            y = (
+                (HEIGHT - BOTTOM - 8 - 15 * (len(names) - 1 - i))
+                if lower_left
+                else TOP + 12 + 15 * i
+            )
             self.parts.append(
-                f'<rect x="{WIDTH - RIGHT - 150}" y="{y - 8}" width="10" height="10" '
-                f'fill="{colour}"/><text x="{WIDTH - RIGHT - 136}" y="{y + 1}">'
-                f"{escape(name[:24])}</text>"
+                f'<rect x="{x}" y="{y - 8}" width="10" height="10" fill="{colour}"/>'
+                f'<text x="{x + 14}" y="{y + 1}">{escape(name[:32])}</text>'
             )
 
     def svg(self) -> str:
@@ -113,6 +124,7 @@ def line_chart(
     x: tuple[float, float] | None = None,
     y: tuple[float, float] | None = None,
     xticks: list[tuple[float, str]] | None = None,
+    legend_lower_left: bool = False,
 ) -> str:
     """Lines (or step lines) on shared axes; ranges default to the data's."""
     xs = [p[0] for s in series for p in s.points] or [0.0, 1.0]
@@ -136,7 +148,7 @@ def line_chart(
         frame.parts.append(
             f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(path)}"/>'
         )
-    frame.legend(names)
+    frame.legend(names, legend_lower_left)
     return frame.svg()
 
 

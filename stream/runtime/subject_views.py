@@ -86,9 +86,8 @@ def index() -> dict[str, Any]:
 def user_view(user_id: str, state: UserState, alerts: list[dict[str, Any]]) -> dict[str, Any]:
     events = []
     for row in state.events:
-        event = row_to_dict(row)
+        event = {k: v for k, v in row_to_dict(row).items() if v is not None and k != "flags"}
         event["ts"] = format_ts(row[TS])
-        event.pop("flags", None)
         new = [name for bit, name in NOVELTY if row[FLAGS] & bit]
         if new:
             event["new_for_user"] = new  # first time this user showed that value

@@ -52,11 +52,12 @@ class ChurnTally:
         top = sorted(alerts, key=lambda a: -float(a.get("score", 0.0)))[: self.SHOWN]
         named = ", ".join(f"{a['subject']['id']} ({a.get('score', 0.0):.2f})" for a in top)
         last = max(str(a.get("event_ts", "")) for a in alerts)[:10]
+        who = "customer" if len(alerts) == 1 else "customers"
         label = f"{'CHURN':<8}"
         if colour:
             label = f"{COLOURS['churn']}{label}{RESET}"
         return (
-            f"{' ' * 19}  {label}       {len(alerts)} customers at risk of churning in the "
+            f"{' ' * 19}  {label}       {len(alerts)} {who} at risk of churning in the "
             f"last {seconds:.0f} s (event time up to {last}); likeliest: {named}; "
             "`fraudstream alerts tail --kind churn` lists them"
         )

@@ -31,7 +31,7 @@ def test_up_shows_fraud_and_brushing_within_a_minute_and_sums_up_churn(tmp_path:
         "--rate",
         "1000",  # more simulated time per minute, so attacks enough to show within it
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=420, check=False)
     out = done.stdout
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"http://127.0.0.1:{web}/metrics" in out

@@ -57,7 +57,7 @@ def tail_alerts(
                     print(f"fraudstream: kafka: {err}", file=sys.stderr)
                 continue
             value = msg.value() or b""
-            sys.stdout.write(_render(value, pretty, colour) + "\n")
+            sys.stdout.write(render_alert(value, pretty, colour) + "\n")
             sys.stdout.flush()
             seen += 1
     except KeyboardInterrupt:
@@ -67,7 +67,7 @@ def tail_alerts(
     return seen
 
 
-def _render(value: bytes, pretty: bool, colour: bool) -> str:
+def render_alert(value: bytes, pretty: bool, colour: bool) -> str:
     text = value.decode("utf-8", "replace")
     if not pretty:
         return text

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+import pytest
+
+from stream.cli import build_parser
 from stream.local.pretty import COLOURS, RESET, ChurnTally, pretty_line
+from stream.local.tail import render_alert
 
 
 def alert(kind: str, subject: str, score: float, **fields: Any) -> dict[str, Any]:
@@ -46,3 +51,21 @@ def test_churn_tally_sums_up_and_names_the_likeliest() -> None:
     assert "4 customers at risk of churning" in line
     assert "likeliest: u1 (0.99), u2 (0.95), u3 (0.92)" in line
     assert not tally.due(0.0)  # forgotten once said
+
+
+def test_tail_prints_json_unless_pretty_and_never_drops_what_it_cannot_read() -> None:
+    value = orjson.dumps(alert("fraud", "u1", 0.9, summary="Card testing: user u1"))
+    assert render_alert(value, pretty=False, colour=False) == value.decode()
+    assert render_alert(value, pretty=True, colour=False).endswith("0.90  Card testing: user u1")
+    assert render_alert(b"{not json", pretty=True, colour=False) == "{not json"
+
+
+def test_pretty_flag_defaults_to_the_terminal_and_reads_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert build_parser().parse_args(["alerts", "tail"]).pretty is None  # decided by isatty
+    assert build_parser().parse_args(["alerts", "tail", "--pretty"]).pretty is True
+    assert build_parser().parse_args(["alerts", "tail", "--no-pretty"]).pretty is False
+    monkeypatch.setenv("FRAUDSTREAM_PRETTY", "false")
+    assert build_parser().parse_args(["alerts", "tail"]).pretty is False
+    assert build_parser().parse_args(["alerts", "tail", "--pretty"]).pretty is True

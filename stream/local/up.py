@@ -178,4 +178,6 @@ def _print_alerts(
             if churn.due(CHURN_SUMMARY_EVERY_S):
                 print(churn.line(colour), flush=True)
     finally:
+        if churn.due(0.0):  # what came since the last summary, before saying "stopped"
+            print(churn.line(colour), flush=True)
         consumer.close()

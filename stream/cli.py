@@ -12,6 +12,7 @@ from stream import __version__
 from stream.core.cliutil import EXIT_INTERRUPTED, CommandError, add_option, fail
 from stream.offline.backtest import register as register_backtest
 from stream.offline.evaluate import register as register_evaluate
+from stream.offline.report import register as register_report
 from stream.simulate.cli import register as register_simulate
 
 
@@ -96,19 +97,33 @@ def _register_worker(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 def _alerts_tail(args: argparse.Namespace) -> int:
     from stream.local.tail import tail_alerts
 
-    tail_alerts(args.broker, args.kind, args.from_beginning, args.topic_prefix, args.max_messages)
+    tail_alerts(
+        args.broker,
+        args.kind,
+        args.from_beginning,
+        args.topic_prefix,
+        args.max_messages,
+        args.pretty,
+    )
     return 0
 
 
 def _register_alerts(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     alerts = sub.add_parser("alerts", help="alert topics")
     actions = alerts.add_subparsers(dest="action", required=True)
-    p = actions.add_parser("tail", help="follow alert topics, one JSON alert per line")
+    p = actions.add_parser("tail", help="follow alert topics, one alert per line")
     add_option(p, "--broker", default="127.0.0.1:9092", help="Kafka bootstrap HOST:PORT")
     add_option(p, "--kind", choices=["fraud", "brushing", "churn"], help="only this kind")
     add_option(p, "--from-beginning", action="store_true", help="start at the oldest alert")
     add_option(p, "--topic-prefix", default="", help="prefix for topic names")
     add_option(p, "--max-messages", type=int, help="exit after this many alerts")
+    add_option(
+        p,
+        "--pretty",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one readable, coloured line per alert (default on a terminal; JSON otherwise)",
+    )
     p.set_defaults(func=_alerts_tail)
 
 
@@ -143,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_simulate(sub)  # generate, and replay
     register_backtest(sub)
     register_evaluate(sub)
+    register_report(sub)
     register_model(sub)  # build, and bench model
     return parser
 

@@ -23,6 +23,25 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class EvidenceEvent:
+    event_id: str
+    type: str
+    ts: int
+    amount: float | None = None
+    status: str | None = None
+    user_id: str | None = None  # the buyer, for a seller's orders
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"event_id": self.event_id, "type": self.type}
+        out["ts"] = format_ts(self.ts)
+        for name in ("amount", "status", "user_id"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        return out
+
+
+@dataclass(frozen=True)
 class Detection:
     """What a detector concluded about one subject at one trigger; not yet an alert."""
 
@@ -40,6 +59,9 @@ class Detection:
     # The window an alert stands for when it is not one event (brushing): part of the id.
     window: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Filled from the subject's stored window by ``stream.core.explain``.
+    evidence: tuple[EvidenceEvent, ...] = ()
+    at_stake: float | None = None  # money the alert is about, where known
 
 
 def alert_id(kind: str, subject_type: str, subject_id: str, trigger: str) -> str:
@@ -49,6 +71,8 @@ def alert_id(kind: str, subject_type: str, subject_id: str, trigger: str) -> str
 
 
 def to_alert(det: Detection, model_version: str) -> dict[str, Any]:
+    from stream.core.explain import explained  # it builds on this module's records
+
     if not det.reasons:
         raise ValueError("an alert needs at least one reason")
     trigger = det.window if det.window is not None else det.event_id
@@ -65,6 +89,7 @@ def to_alert(det: Detection, model_version: str) -> dict[str, Any]:
         "model_version": model_version,
         "reasons": [r.as_dict() for r in det.reasons],
         "evidence_event_ids": list(det.evidence_event_ids),
+        **explained(det),
     }
     if det.user_id is not None:
         alert["user_id"] = det.user_id

@@ -43,7 +43,7 @@ def add_option(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> Non
     """Add ``--flag`` whose default comes from ``FRAUDSTREAM_FLAG`` when that is set."""
     env = os.environ.get(env_name(flag))
     if env is not None:
-        if kwargs.get("action") in ("store_true", "store_false"):
+        if kwargs.get("action") in ("store_true", "store_false", argparse.BooleanOptionalAction):
             kwargs["default"] = env.strip().lower() in ("1", "true", "yes", "on")
         else:
             conv = kwargs.get("type", str)

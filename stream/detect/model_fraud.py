@@ -19,12 +19,15 @@ from typing import Protocol
 from stream.core.alerts import Detection, Reason
 from stream.core.schema import EVENT_TYPES
 from stream.core.state import (
+    AMOUNT,
     EID,
     FLAGS,
     NEW_COUNTRY,
     NEW_DEVICE,
     NEW_INSTRUMENT,
     S_KIND,
+    STATUS,
+    STATUS_CODE,
     TS,
     TYPE,
     Row,
@@ -37,6 +40,14 @@ from stream.detect.rules import RuleConfig, RuleHit
 MODEL_COOLDOWN = "model"
 TOP_EVENTS = 3  # events named in an alert's reasons
 MIN_DROP = 0.01  # smaller contributions are noise, not reasons
+# Feature groups of ``model.explain`` in words, as hidden by occlusion.
+FEATURE_WORDS = {
+    "new_device_ip_country": "the new device, IP address and country",
+    "new_instrument": "the new payment instrument",
+    "failed_attempts": "the failed payments and logins",
+    "amounts": "the amounts and prices",
+    "timing": "the time between events",
+}
 
 
 @dataclass(frozen=True)
@@ -122,12 +133,17 @@ def _model_alert(
     events, features = model.explain_fraud(window)
     drivers = [(i, d) for i, d in events if d >= MIN_DROP][:TOP_EVENTS]
     reasons = [Reason("model.fraud", f"sequence model score {score:.3f} >= {threshold:.3f}")]
-    reasons += [_event_reason(window[i], drop) for i, drop in drivers]
-    reasons += [
-        Reason(f"model.feature.{name}", f"{name} adds {drop:.3f} to the score")
+    # Events and feature groups together, the biggest drop first: most important first.
+    measured = [(drop, _event_reason(window[i], score, drop)) for i, drop in drivers]
+    measured += [
+        (
+            drop,
+            Reason(f"model.feature.{name}", _without(score, drop, FEATURE_WORDS.get(name, name))),
+        )
         for name, drop in features
         if drop >= MIN_DROP
     ]
+    reasons += [r for _, r in sorted(measured, key=lambda m: -m[0])]
     reasons += [r for h in hits for r in h.reasons]
     reasons += novelty_reasons(window)
     recent = [r[EID] for r in window[-8:]][::-1]
@@ -149,11 +165,22 @@ def _model_alert(
     )
 
 
-def _event_reason(row: Row, drop: float) -> Reason:
-    return Reason(
-        "model.event",
-        f"{EVENT_TYPES[row[TYPE]]} {row[EID]} at {format_ts(row[TS])} adds {drop:.3f} to the score",
-    )
+def _without(score: float, drop: float, what: str) -> str:
+    """An occlusion result as what was measured: the score with and without ``what``.
+    Drops are not shares of the score and need not add up to it."""
+    return f"the score falls from {score:.2f} to {max(0.0, score - drop):.2f} without {what}"
+
+
+def _event_reason(row: Row, score: float, drop: float) -> Reason:
+    what = [EVENT_TYPES[row[TYPE]], row[EID]]
+    if row[STATUS] == STATUS_CODE["failed"]:
+        what.insert(0, "the failed")
+    else:
+        what.insert(0, "the")
+    if row[AMOUNT] is not None:
+        what.append(f"of {row[AMOUNT]:,.2f}")
+    what.append(f"at {format_ts(row[TS])}")
+    return Reason("model.event", _without(score, drop, " ".join(what)))
 
 
 def decide_all(

@@ -28,6 +28,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from stream.core.alerts import RULES_MODEL_VERSION, Detection
 from stream.core.errors import Action, as_rejection, decide
 from stream.core.event_time import EventTimeGuard
+from stream.core.explain import user_evidence
 from stream.core.schema import Event, Rejected, parse_event
 from stream.core.state import (
     EID,
@@ -183,7 +184,8 @@ class UserPipeline:
             self.guard.admit(partition, event.ts)
         for tick in self.clock.crossed(partition, event.ts):
             self._churn(record, partition, tick, states, model, fx)
-        result = apply_user_event(states.get(partition, key), event, self.cfg, defer)
+        state = states.get(partition, key)
+        result = apply_user_event(state, event, self.cfg, defer)
         if result.outcome == "late":
             raise Rejected("late", LATE)
         fx.watermarks[partition] = max(event.ts, fx.watermarks.get(partition, event.ts))
@@ -192,7 +194,7 @@ class UserPipeline:
         else:
             fx.added += 1
             states.changed(partition, key)
-        fx.alerts.extend((record, d) for d in result.detections)
+        fx.alerts.extend((record, user_evidence(d, state.events)) for d in result.detections)
         if result.fraud_score is not None:
             fx.scores.append(_fraud_row(event, result.fraud_score))
         if result.pending is not None:
@@ -215,7 +217,7 @@ class UserPipeline:
             self.model_batch,
         )
         for (record, p), score, detections in zip(pending, scores["fraud"], found, strict=True):
-            fx.alerts.extend((record, d) for d in detections)
+            fx.alerts.extend((record, user_evidence(d, p.window)) for d in detections)
             row = p.trigger
             fx.scores.append(
                 ScoreRow("fraud", "user", p.user_id, p.seller_id, row[EID], row[TS], score)
@@ -237,7 +239,8 @@ class UserPipeline:
             last = v.state.events[-1]
             fx.scores.append(ScoreRow("churn", "user", v.user_id, None, last[EID], tick, v.score))
             if v.detection is not None:
-                fx.alerts.append((record or Record(None, b"", partition, -1), v.detection))
+                det = user_evidence(v.detection, v.state.events)
+                fx.alerts.append((record or Record(None, b"", partition, -1), det))
                 states.changed(partition, v.user_id.encode())
 
 

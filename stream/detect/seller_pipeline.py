@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 import orjson
 
 from stream.core.errors import Action, as_rejection, decide
+from stream.core.explain import seller_evidence
 from stream.core.schema import Rejected
 from stream.core.state import (
     S_AMOUNT,
@@ -198,15 +199,14 @@ class SellerPipeline:
         key = record.key or b""
         seller_id = key.decode()
         row = orjson.loads(record.value)
-        result = apply_seller_record(
-            states.get(partition, key), seller_id, row, self.cfg, threshold
-        )
+        state = states.get(partition, key)
+        result = apply_seller_record(state, seller_id, row, self.cfg, threshold)
         if result.outcome != "added":
             fx.duplicates += 1
             return
         fx.added += 1
         states.changed(partition, key)
-        fx.alerts.extend((record, d) for d in result.detections)
+        fx.alerts.extend((record, seller_evidence(d, state.orders)) for d in result.detections)
         if result.order_score is not None and result.seller_score is not None:
             eid, ts = row[S_EID], row[S_TS]
             fx.scores.append(

@@ -1,4 +1,5 @@
-"""``fraudstream alerts tail``: follow alert topics and print one JSON alert per line.
+"""``fraudstream alerts tail``: follow alert topics and print one alert per line: as JSON,
+or (``--pretty``, the default on a terminal) as a readable, coloured summary line.
 
 It checks first that a broker answers and that the alert topics exist, so that a typo in
 --broker or --topic-prefix is one line on stderr instead of a client retrying forever."""
@@ -8,9 +9,11 @@ from __future__ import annotations
 import sys
 import uuid
 
+import orjson
 from confluent_kafka import Consumer, KafkaError
 
 from stream.core.cliutil import CommandError
+from stream.local.pretty import pretty_line
 from stream.runtime.preflight import missing_topics, probe_broker
 from stream.runtime.settings import Settings
 from stream.runtime.topics import ALERT_TOPICS
@@ -22,7 +25,12 @@ def tail_alerts(
     from_beginning: bool,
     prefix: str = "",
     max_messages: int | None = None,
+    pretty: bool | None = None,
 ) -> int:
+    """Print alerts until interrupted or ``max_messages``; ``pretty`` None means readable
+    lines on a terminal and JSON elsewhere (pipes and files get what tools parse)."""
+    pretty = sys.stdout.isatty() if pretty is None else pretty
+    colour = pretty and sys.stdout.isatty()
     topics = [prefix + t for k, t in ALERT_TOPICS.items() if kind is None or k == kind]
     # Security (SASL, TLS) from the FRAUDSTREAM_* environment, as the worker reads it.
     security = Settings().kafka_client_config()
@@ -49,7 +57,7 @@ def tail_alerts(
                     print(f"fraudstream: kafka: {err}", file=sys.stderr)
                 continue
             value = msg.value() or b""
-            sys.stdout.write(value.decode("utf-8", "replace") + "\n")
+            sys.stdout.write(render_alert(value, pretty, colour) + "\n")
             sys.stdout.flush()
             seen += 1
     except KeyboardInterrupt:
@@ -57,6 +65,17 @@ def tail_alerts(
     finally:
         consumer.close()
     return seen
+
+
+def render_alert(value: bytes, pretty: bool, colour: bool) -> str:
+    text = value.decode("utf-8", "replace")
+    if not pretty:
+        return text
+    try:
+        alert = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return text  # not ours to judge: shown as it came
+    return pretty_line(alert, colour) if isinstance(alert, dict) else text
 
 
 def _require_topics(broker: str, topics: list[str], prefix: str, security: dict[str, str]) -> None:

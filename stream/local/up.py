@@ -1,8 +1,9 @@
 """``fraudstream up``: the embedded local stack on one machine.
 
 Starts (or reuses) the local broker, one worker, and live traffic; prints where alerts and
-metrics are and a line per alert; Ctrl-C stops what it started. The worker scores with the
-bundle that ships with the package, another one (``--model DIR``), or none (``--rules-only``).
+metrics are, a readable line per fraud and brushing alert and a periodic churn summary;
+Ctrl-C stops what it started. The worker scores with the bundle that ships with the
+package, another one (``--model DIR``), or none (``--rules-only``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,6 +23,7 @@ from model.shipped import choose_bundle, describe
 from stream.core.cliutil import CommandError
 from stream.core.timeutil import DAY_MS
 from stream.local import broker
+from stream.local.pretty import ChurnTally, pretty_line
 from stream.local.traffic import simulated_traffic
 from stream.local.workerproc import WorkerProcess
 from stream.runtime.topics import ALERT_TOPICS, EVENTS
@@ -56,7 +59,7 @@ def run_up(args: argparse.Namespace) -> int:
         print(f"broker     {cfg.bootstrap} (data in {cfg.data_dir})")
         print(f"model      {describe(bundle)}")
         print(f"metrics    http://127.0.0.1:{args.web_port}/metrics")
-        print(f"user state http://127.0.0.1:{args.web_port}/users/<user_id>")
+        print(f"views      http://127.0.0.1:{args.web_port}/ (users, sellers and their alerts)")
         print(
             f"alerts     fraudstream alerts tail --broker {cfg.bootstrap}   (topics "
             f"{', '.join(ALERT_TOPICS.values())})"
@@ -111,9 +114,14 @@ def _produce(bootstrap: str, rate: float, stop: threading.Event) -> None:
     producer.flush(5)
 
 
+CHURN_SUMMARY_EVERY_S = 30.0  # churn comes in waves at each tick: summed, not listed
+
+
 def _print_alerts(
     bootstrap: str, worker: WorkerProcess, stop: threading.Event, duration: float | None
 ) -> None:
+    """Fraud and brushing alerts one readable line each; churn alerts as one summary line
+    every ``CHURN_SUMMARY_EVERY_S`` (a churn tick flags many users at once)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -124,19 +132,22 @@ def _print_alerts(
     )
     consumer.subscribe(list(ALERT_TOPICS.values()))
     deadline = None if duration is None else time.monotonic() + duration
+    colour = sys.stdout.isatty()
+    churn = ChurnTally()
     try:
         while deadline is None or time.monotonic() < deadline:
             if not worker.running():
                 raise CommandError(f"the worker exited; see {worker.log_path}")
             msg = consumer.poll(0.5)
-            if msg is None or msg.error() is not None:
-                continue
-            alert = orjson.loads(msg.value() or b"{}")
-            top = alert["reasons"][0]["detail"] if alert.get("reasons") else ""
-            print(
-                f"ALERT {alert['kind']:<8} {alert['subject']['type']} {alert['subject']['id']} "
-                f"score={alert['score']:.2f} {top}",
-                flush=True,
-            )
+            if msg is not None and msg.error() is None:
+                alert = orjson.loads(msg.value() or b"{}")
+                if alert.get("kind") == "churn":
+                    churn.add(alert)
+                else:
+                    print(pretty_line(alert, colour), flush=True)
+            if churn.due(CHURN_SUMMARY_EVERY_S):
+                print(churn.line(colour), flush=True)
     finally:
+        if churn.due(0.0):  # what came since the last summary, before saying "stopped"
+            print(churn.line(colour), flush=True)
         consumer.close()

@@ -100,7 +100,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
-    add_views(app, metrics, users, sellers)
+    add_views(app, metrics, users, sellers, sinks.recent)
     add_monitoring(app, metrics, settings.topic(EVENTS), users_table, sellers_table)
     return app
 

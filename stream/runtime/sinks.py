@@ -22,6 +22,7 @@ from stream.runtime.driver.tables import CoalescedTable
 from stream.runtime.metrics import Metrics
 from stream.runtime.output import KafkaOutput
 from stream.runtime.settings import Settings
+from stream.runtime.subject_views import RecentAlerts
 from stream.runtime.topics import ALERT_TOPICS, BY_SELLER, DEAD_LETTERS
 from stream.runtime.write_behind import WriteBehind
 
@@ -39,6 +40,7 @@ class Sinks:
         self.alert_topics = {k: settings.topic(t) for k, t in ALERT_TOPICS.items()}
         self._marks: dict[int, int] = {}  # input partition -> event time not yet announced
         self._marks_sent = 0.0
+        self.recent = RecentAlerts()  # for the web views, once delivered
 
     def dead_letters(self, fx: Effects) -> None:
         for record, rejection in fx.dead_letters:
@@ -73,11 +75,11 @@ class Sinks:
 
     def finish(self, fx: Effects, table: CoalescedTable[Any], ack: Callable[[], None]) -> None:
         """Send the alerts; once delivered, write the changed states and run ``ack``."""
+        sent_alerts = [to_alert(d, fx.model_version) for _, d in fx.alerts]
         alerts = [
-            (self.alert_topics[d.kind], d.subject_id.encode(),
-             orjson.dumps(to_alert(d, fx.model_version)))
-            for _, d in fx.alerts
-        ]  # fmt: skip
+            (self.alert_topics[d.kind], d.subject_id.encode(), orjson.dumps(alert))
+            for (_, d), alert in zip(fx.alerts, sent_alerts, strict=True)
+        ]
         writes = table.collect()
         metrics = self.metrics
 
@@ -85,6 +87,8 @@ class Sinks:
             table.apply(writes, self.out)
             ack()
             if fx.alerts:
+                for alert in sent_alerts:
+                    self.recent.add(alert)
                 now = time.time()
                 for record, det in fx.alerts:
                     metrics.alerts.labels(det.kind).inc()

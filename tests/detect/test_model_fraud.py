@@ -116,6 +116,12 @@ def test_above_threshold_alert_content() -> None:
     # No novelty (no devices), no rule, and nothing for contributions under 0.01.
     assert codes == ["model.fraud", "model.event", "model.feature.amounts"]
     assert driver in det.reasons[1].detail and first not in det.reasons[1].detail
+    # Occlusion results say what was measured: the score with and without what was hidden,
+    # never a share of the score (drops of 0.2 and 0.05 from 0.9 need not add up to it).
+    assert det.reasons[1].detail.startswith("the score falls from 0.90 to 0.70 without the ")
+    assert det.reasons[2].detail == (
+        "the score falls from 0.90 to 0.85 without the amounts and prices"
+    )
     assert det.evidence_event_ids[0] == "pay-1"
     assert driver in det.evidence_event_ids
     assert pending.state.cooldowns[MODEL_COOLDOWN] == det.event_ts

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from stream.core.schema import EVENT_TYPES
 from stream.core.timeutil import parse_ts
 from stream.offline.backtest import run_backtest
 from stream.offline.evaluate import Labels, evaluate
@@ -158,3 +159,21 @@ def test_evaluate_counts_exactly() -> None:
     churn = report["churn"]
     assert (churn["precision"], churn["recall"], churn["per_user"]["pr_auc"]) == (1.0, 1.0, 1.0)
     assert churn["delay"]["median_seconds"] == 86400.0
+
+
+def test_every_alert_explains_itself(data: tuple[Path, Path], tmp_path: Path) -> None:
+    """Whatever the kind and detector: a pattern, a summary naming the subject, and the
+    evidence events described with type and time, in the evidence ids' order."""
+    events, _ = data
+    run_backtest(events, tmp_path / "a.jsonl")
+    alerts = read(tmp_path / "a.jsonl")
+    assert {a["kind"] for a in alerts} == {"fraud", "brushing", "churn"}
+    for alert in alerts:
+        subject = alert["subject"]
+        assert alert["pattern"] and f"{subject['type']} {subject['id']}" in alert["summary"]
+        described = [e["event_id"] for e in alert["evidence"]]
+        assert described and described == alert["evidence_event_ids"][: len(described)]
+        for e in alert["evidence"]:
+            assert e["type"] in EVENT_TYPES and parse_ts(e["ts"]) <= parse_ts(alert["event_ts"])
+    patterns = {a["pattern"] for a in alerts}
+    assert {"card_testing", "brushing", "churn"} <= patterns, patterns

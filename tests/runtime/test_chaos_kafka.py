@@ -142,12 +142,12 @@ def consumed(worker: WorkerProcess) -> float:
 
 
 def user_totals(workers: list[WorkerProcess], user: str) -> list[int]:
-    """The user's ``total`` on every worker that serves the user's state."""
+    """The user's ``events_seen`` on every worker that serves the user's state."""
     found = []
     for worker in workers:
         status, state = worker.get(f"/users/{user}")
         if status == 200:
-            found.append(int(state["total"]))
+            found.append(int(state["events_seen"]))
     return found
 
 

@@ -38,10 +38,10 @@ def test_a_far_future_event_is_refused_and_the_card_testing_after_it_is_alerted(
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             status, state = worker.get(f"/users/{user}")
-            if status == 200 and state["total"] == 1 + len(burst):
+            if status == 200 and state["events_seen"] == 1 + len(burst):
                 break
             time.sleep(0.3)
-        assert state["total"] == 1 + len(burst)
+        assert state["events_seen"] == 1 + len(burst)
         assert future["event_id"] not in {e["event_id"] for e in state["events"]}
     finally:
         worker.stop()

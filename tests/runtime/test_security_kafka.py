@@ -150,7 +150,7 @@ def test_worker_and_all_clients_work_over_sasl_scram_and_mutual_tls(
         alerts = consume(client, worker.topic("alerts.fraud"), expect=1)
         assert [a["subject"] for a in alerts] == [{"type": "user", "id": "sec"}]
         assert worker.wait_metric("fraudstream_events_consumed_total", len(events)) >= 6
-        assert worker.get("/users/sec")[1]["total"] == len(events)
+        assert worker.get("/users/sec")[1]["events_seen"] == len(events)
     finally:
         worker.stop()
     assert PASSWORD not in worker.log_path.read_text(errors="replace")

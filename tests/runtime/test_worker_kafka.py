@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import random
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +32,7 @@ def wait_user(worker: WorkerProcess, user: str, total: int, timeout: float = 60)
     state = None
     while time.monotonic() < deadline:
         status, state = worker.get(f"/users/{user}")
-        if status == 200 and state["total"] >= total:
+        if status == 200 and state["events_seen"] >= total:
             return state
         time.sleep(0.3)
     raise AssertionError(f"user {user} state {state}: {worker.log_tail()}")
@@ -100,9 +101,38 @@ def run_card_testing(kafka_broker: str, tmp_path: Path, name: str) -> list[dict[
             e["event_id"] = f"fixed-{e['ts']}"  # identical input for both runs
         produce_events(kafka_broker, worker.topic("events"), events)
         alerts = consume(kafka_broker, worker.topic("alerts.fraud"), expect=1)
+        if name == "first":
+            check_views(worker, [orjson.loads(m.value()) for m in alerts])
         return [orjson.loads(m.value()) for m in alerts]
     finally:
         worker.stop()
+
+
+def check_views(worker: WorkerProcess, alerts: list[dict[str, Any]]) -> None:
+    """The on-call views of the alerted user: named fields, RFC 3339 times, the alert."""
+    status, index = worker.get("/")
+    assert status == 200
+    assert {"/metrics", "/users/{user_id}", "/sellers/{seller_id}"} <= {
+        e["path"] for e in index["endpoints"]
+    }
+    deadline, state = time.monotonic() + 30, None
+    while time.monotonic() < deadline:  # the view learns of an alert once it is delivered
+        status, state = worker.get("/users/carl")
+        if status == 200 and state["recent_alerts"]:
+            break
+        time.sleep(0.2)
+    assert state is not None and state["recent_alerts"], state
+    [recent] = state["recent_alerts"]
+    assert recent["alert_id"] == alerts[0]["alert_id"]
+    assert recent["summary"] == alerts[0]["summary"]
+    assert state["events"][0]["ts"] == "2026-11-18T11:05:40.000Z" and state["events_seen"] == 6
+    assert state["cooldowns_since"]  # the alert started the user's cooldown
+    request = urllib.request.Request(worker.url("/users/carl"), headers={"Accept": "text/html"})
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        assert resp.headers["Content-Type"].startswith("text/html")
+        page = resp.read().decode()
+    assert "<h1>user carl</h1>" in page and alerts[0]["alert_id"] in page
+    assert worker.get("/sellers/nobody")[0] == 404
 
 
 def test_card_testing_alert_and_replay_gives_same_id(kafka_broker: str, tmp_path: Path) -> None:
@@ -111,6 +141,8 @@ def test_card_testing_alert_and_replay_gives_same_id(kafka_broker: str, tmp_path
     alert = first[0]
     assert alert["kind"] == "fraud" and alert["subject"] == {"type": "user", "id": "carl"}
     assert alert["reasons"] and alert["evidence_event_ids"]
+    assert alert["pattern"] == "card_testing" and "user carl" in alert["summary"]
+    assert {e["type"] for e in alert["evidence"]} == {"payment"}
     assert 0 <= alert["score"] <= 1 and alert["score"] >= alert["threshold"]
     replayed = run_card_testing(kafka_broker, tmp_path, "replay")
     assert [a["alert_id"] for a in replayed] == [alert["alert_id"]]
@@ -146,7 +178,7 @@ def test_kill_9_mid_stream_loses_no_state(
             state = wait_user(worker, user, len(ids), timeout=120)
             kept = [e["event_id"] for e in state["events"]]
             assert kept == ids[-len(kept) :]  # newest events, in order, none missing
-            assert state["total"] == len(ids)  # each event counted once: no loss, no double
+            assert state["events_seen"] == len(ids)  # each event counted once: no loss, no double
     finally:
         worker.stop()
 
@@ -209,7 +241,7 @@ def test_partitions_moving_between_workers_keep_every_users_state(
         produce_events(kafka_broker, first.topic("events"), rounds[2])
         for user in users:
             state = wait_user(first, user, 9, timeout=120)
-            assert state["total"] == 9, (user, state["total"])
+            assert state["events_seen"] == 9, (user, state["events_seen"])
             ids = [e["event_id"] for e in state["events"]]
             assert ids == sorted(ids, key=lambda i: (int(i[1]), int(i.split("-")[1])))
     finally:

@@ -37,8 +37,8 @@ def kind_sources(corpus: Corpus, parts: list[npt.NDArray[np.int64]]) -> dict[str
             why[k] = "no labels of this kind"
         elif k == "churn" and not ((y_train >= 0).any() and (y_val >= 0).any()):
             why[k] = (
-                "no churn evaluation point in the training or validation days (a user "
-                "needs 5 events before a tick of the churn clock)"
+                "no churn evaluation point in the training or validation days (no tick of "
+                "the churn clock within a horizon of some user's events)"
             )
         elif not (y_train > 0).any() or not (y_val > 0).any():
             why[k] = "no positive example in the training or validation days"

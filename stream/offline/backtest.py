@@ -25,6 +25,7 @@ from stream.core.event_time import EventTimeGuard
 from stream.core.state import SellerState, UserState
 from stream.core.timeutil import format_ts, now_ms, parse_ts
 from stream.detect.churn import ChurnConfig
+from stream.detect.model_churn import churn_for
 from stream.detect.pipeline import (
     Effects,
     MemoryStates,
@@ -77,7 +78,7 @@ class Backtest:
         # past event passes, one dated far ahead of now (and of the events before it) does not.
         guard = EventTimeGuard(wall_clock=now_ms)
         self.user_side = UserPipeline(
-            cfg, churn or ChurnConfig(), MODEL_BATCH, check_keys=False, guard=guard
+            cfg, churn or churn_for(model), MODEL_BATCH, check_keys=False, guard=guard
         )
         # Records come in event-time order: nothing waits for a watermark but the chunk's own.
         self.seller_side = SellerPipeline(cfg, sources=1, wait_ms=0)
@@ -144,7 +145,7 @@ class Backtest:
 def score_row(row: ScoreRow) -> dict[str, Any]:
     """A scores-file row (docs/contract.md, section 4)."""
     user = row.subject_type == "user"
-    return {
+    out = {
         "kind": row.kind,
         "subject": {"type": row.subject_type, "id": row.subject_id},
         "user_id": row.subject_id if user else None,
@@ -153,6 +154,9 @@ def score_row(row: ScoreRow) -> dict[str, Any]:
         "ts": format_ts(row.ts),
         "score": round(row.score, 6),
     }
+    if row.history is not None:
+        out["history_events"] = row.history
+    return out
 
 
 def run_backtest(

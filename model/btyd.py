@@ -17,24 +17,10 @@ import numpy.typing as npt
 
 from model.calibrate import ranking_metrics
 from model.dataset import Corpus, Examples
+from stream.core.ranking import HISTORY_BUCKETS, history_bucket
 from stream.core.state import VISIT_GAP_MS
 from stream.core.timeutil import DAY_MS
 from stream.detect.btyd import BGNBD
-
-# History length buckets, by events seen before the evaluation: (label, low, high inclusive).
-BUCKETS: tuple[tuple[str, int, int], ...] = (
-    ("1", 1, 1),
-    ("2-4", 2, 4),
-    ("5-19", 5, 19),
-    ("20+", 20, 1 << 62),
-)
-
-
-def bucket_of(n: int) -> str:
-    for label, lo, hi in BUCKETS:
-        if lo <= n <= hi:
-            return label
-    return "0"
 
 
 @dataclass
@@ -140,12 +126,12 @@ def bgnbd_scores(params: BGNBD, h: Histories, horizon_days: float) -> npt.NDArra
 
 
 def by_bucket(
-    scores: dict[str, npt.NDArray[Any]], y: npt.NDArray[Any], events: npt.NDArray[np.int64]
+    scores: dict[str, npt.NDArray[Any]], y: npt.NDArray[Any], visits: npt.NDArray[np.int64]
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """ROC AUC and PR-AUC per detector, per history bucket and overall."""
+    """ROC AUC and PR-AUC per detector, per history bucket (visits) and overall."""
     out: dict[str, dict[str, dict[str, float]]] = {}
-    buckets = np.array([bucket_of(int(n)) for n in events])
-    for label in [b[0] for b in BUCKETS] + ["overall"]:
+    buckets = np.array([history_bucket(int(n)) for n in visits])
+    for label in [b[0] for b in HISTORY_BUCKETS] + ["overall"]:
         sel = np.ones(len(y), bool) if label == "overall" else buckets == label
         if not sel.any():
             continue

@@ -57,7 +57,7 @@ class ChurnBaselines:
         self, ex: Examples, windows: Windows
     ) -> tuple[npt.NDArray[np.bool_], dict[str, npt.NDArray[Any]], npt.NDArray[np.int64]]:
         """The churn points of ``ex`` (a mask), each baseline's scores there, and the events
-        seen before each."""
+        visits before each."""
         has = ex.y[:, CHURN] >= 0
         sub = ex.subset(np.flatnonzero(has).astype(np.int64))
         h = histories(self.corpus, sub)
@@ -68,7 +68,7 @@ class ChurnBaselines:
         }
         if self.rules is not None:
             out["rules"] = rule_point_scores(self.corpus, sub, self.rules, "churn")
-        return has, out, h.events
+        return has, out, h.x + 1
 
 
 def choose_churn(
@@ -109,7 +109,7 @@ def churn_table(
     student_test: npt.NDArray[np.float32],
 ) -> dict[str, Any]:
     """Test-day ROC AUC and PR-AUC of the student and every baseline, per history bucket
-    (events seen: 1, 2-4, 5-19, 20+) and overall."""
+    (visits seen: 1, 2-4, 5-19, 20+) and overall."""
     has, scores, events = base.scores(test, d_test)
     scores = {"student": student_test[has, CHURN], **scores}
     return by_bucket(scores, test.y[has, CHURN], events)

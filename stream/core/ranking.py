@@ -78,3 +78,19 @@ def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
         rank_sum += mid_rank * sum(1 for i in order[n : end + 1] if labels[i])
         n = end + 1
     return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+# History length buckets for churn metrics, by events seen: (label, low, high inclusive).
+HISTORY_BUCKETS: tuple[tuple[str, int, int], ...] = (
+    ("1", 1, 1),
+    ("2-4", 2, 4),
+    ("5-19", 5, 19),
+    ("20+", 20, 1 << 62),
+)
+
+
+def history_bucket(events: int) -> str:
+    for label, lo, hi in HISTORY_BUCKETS:
+        if lo <= events <= hi:
+            return label
+    return "0"

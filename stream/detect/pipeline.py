@@ -95,7 +95,7 @@ class ScoreRow:
     event_id: str
     ts: int
     score: float
-    history: int | None = None  # churn: the events seen from the user so far
+    history: int | None = None  # churn: the visits seen from the user so far
 
 
 @dataclass
@@ -239,7 +239,7 @@ class UserPipeline:
         for v in churn_verdicts(users, tick, self.churn, model, self.model_batch, allowance):
             last = v.state.events[-1]
             fx.scores.append(
-                ScoreRow("churn", "user", v.user_id, None, last[EID], tick, v.score, v.state.total)
+                ScoreRow("churn", "user", v.user_id, None, last[EID], tick, v.score, v.state.visits)
             )
             if v.detection is not None:
                 fx.alerts.append((record or Record(None, b"", partition, -1), v.detection))

@@ -155,7 +155,7 @@ def score_row(row: ScoreRow) -> dict[str, Any]:
         "score": round(row.score, 6),
     }
     if row.history is not None:
-        out["history_events"] = row.history
+        out["history_visits"] = row.history
     return out
 
 

@@ -78,7 +78,7 @@ class Backtest:
         # past event passes, one dated far ahead of now (and of the events before it) does not.
         guard = EventTimeGuard(wall_clock=now_ms)
         self.user_side = UserPipeline(
-            cfg, churn or churn_for(model), MODEL_BATCH, check_keys=False, guard=guard
+            cfg, churn_for(model, churn), MODEL_BATCH, check_keys=False, guard=guard
         )
         # Records come in event-time order: nothing waits for a watermark but the chunk's own.
         self.seller_side = SellerPipeline(cfg, sources=1, wait_ms=0)
@@ -165,6 +165,7 @@ def run_backtest(
     scores_out: Path | None = None,
     until: int | None = None,
     model: SequenceModel | None = None,
+    churn: ChurnConfig | None = None,
 ) -> BacktestStats:
     if not events.is_file():
         raise CommandError(f"{events}: no such file")
@@ -174,7 +175,7 @@ def run_backtest(
         open(scores_out, "wb") if scores_out else _Null() as scores,
         tempfile.TemporaryDirectory(prefix="fraudstream-backtest-") as tmpdir,
     ):
-        bt = Backtest(alerts, scores if scores_out else None, model=model)
+        bt = Backtest(alerts, scores if scores_out else None, churn=churn, model=model)
         chunk: list[bytes] = []
         for ts, _, _, line in iter_in_time_order(events, tmpdir):
             if until is not None and ts > until:
@@ -222,9 +223,10 @@ def _run(args: argparse.Namespace) -> int:
     if since is not None and args.from_topic is None:
         raise CommandError("--since selects Kafka history: it needs --from-topic")
     model = SequenceModel(Path(args.model), args.backend) if args.model else None
+    churn = ChurnConfig(budget_per_1000=args.churn_budget_per_1000 or None)
     outputs = (Path(args.alerts_out), Path(args.scores_out) if args.scores_out else None)
     if args.from_topic is None:
-        stats = run_backtest(Path(args.events), *outputs, until, model)
+        stats = run_backtest(Path(args.events), *outputs, until, model, churn)
     else:
         from stream.offline.topic_history import export_topic
         from stream.runtime.settings import Settings
@@ -235,7 +237,7 @@ def _run(args: argparse.Namespace) -> int:
             export_topic(settings.broker, args.from_topic, events, since, until,
                          settings.kafka_client_config())  # fmt: skip
             # The range is chosen by Kafka timestamps; event time ends with the last event.
-            stats = run_backtest(events, *outputs, None, model)
+            stats = run_backtest(events, *outputs, None, model, churn)
     print(orjson.dumps(asdict(stats)).decode())
     if stats.rejected:
         print(f"fraudstream: {stats.rejected} invalid lines skipped", file=sys.stderr)
@@ -263,5 +265,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(RFC 3339 or epoch ms)",
     )
     add_option(p, "--model", help="model bundle directory (default: the rules alone)")
+    add_option(
+        p, "--churn-budget-per-1000", type=float, default=10.0,
+        help="churn alerts per 1,000 users per day at most, best first (0: no limit; the "
+        "worker shares its budget out per input partition, the backtest has one)",
+    )  # fmt: skip
     add_option(p, "--backend", default="auto", help="model backend: auto, onnx, torch, ...")
     p.set_defaults(func=_run)

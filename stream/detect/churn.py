@@ -28,7 +28,8 @@ from stream.detect.btyd import BGNBD
 class ChurnConfig:
     horizon_days: float = 30.0  # "churned" means no activity for this long
     interval_ms: int = DAY_MS  # how often users are evaluated
-    threshold: float = 0.9
+    # The least probability that alerts: more likely gone than not; the budget ranks above it.
+    threshold: float = 0.5
     # Alerts per 1,000 users per day at most (None: every user over the threshold).
     budget_per_1000: float | None = 10.0
 

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     producer_linger_ms: float = Field(default=2.0, ge=0)
     # Churn: users are scored each time their partition's event-time clock passes a tick.
     churn_interval_hours: float = Field(default=24, gt=0)
-    churn_threshold: float = Field(default=0.9, ge=0, le=1)
+    churn_threshold: float = Field(default=0.5, ge=0, le=1)
     churn_horizon_days: float = Field(default=30.0, gt=0)  # a bundle's own replaces it
     # Churn alerts per 1,000 users per day at most (0: no limit), best first.
     churn_budget_per_1000: float = Field(default=10.0, ge=0)

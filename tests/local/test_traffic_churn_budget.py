@@ -56,7 +56,9 @@ def test_churn_alerts_keep_to_the_daily_budget() -> None:
     limited = run(budget)
     assert limited.days > 8 and limited.users > 1500
     # Shared out per partition, whole alerts at a time (fractions carry to the next tick).
-    assert 0 < limited.alerts <= budget * limited.users / 1000 * limited.days + PARTITIONS
+    allowed = budget * limited.users / 1000 * limited.days + PARTITIONS
+    # Nobody is over the threshold in the first days (measured: 78 of 171 allowed).
+    assert 0.25 * allowed <= limited.alerts <= allowed
     assert limited.min_idle_days >= 1.0  # nobody is a churner after a few idle hours
     unlimited = run(None)
-    assert unlimited.alerts > limited.alerts  # the budget is what holds them back
+    assert unlimited.alerts > 2 * limited.alerts  # the budget is what holds them back

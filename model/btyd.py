@@ -127,9 +127,9 @@ def bgnbd_scores(params: BGNBD, h: Histories, horizon_days: float) -> npt.NDArra
 
 def by_bucket(
     scores: dict[str, npt.NDArray[Any]], y: npt.NDArray[Any], visits: npt.NDArray[np.int64]
-) -> dict[str, dict[str, dict[str, float]]]:
+) -> dict[str, dict[str, dict[str, float | None]]]:
     """ROC AUC and PR-AUC per detector, per history bucket (visits) and overall."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
     buckets = np.array([history_bucket(int(n)) for n in visits])
     for label in [b[0] for b in HISTORY_BUCKETS] + ["overall"]:
         sel = np.ones(len(y), bool) if label == "overall" else buckets == label
@@ -137,7 +137,7 @@ def by_bucket(
             continue
         out[label] = {
             who: {
-                k: v
+                k: (None if v != v else v)  # NaN (a bucket without both classes): null
                 for k, v in ranking_metrics(s[sel], y[sel]).items()
                 if k in ("pr_auc", "roc_auc", "n", "positives")
             }

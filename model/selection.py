@@ -21,8 +21,19 @@ TRAINED = "trained on labels"
 def train_sample(
     y: npt.NDArray[np.float32], cap: int, rng: np.random.Generator
 ) -> npt.NDArray[np.int64]:
-    """All windows positive for some kind, plus random others up to ``cap`` in total."""
+    """All windows positive for some kind, plus random others up to ``cap`` in total.
+
+    Where positives alone would fill more than half of ``cap`` (a shop whose customers
+    mostly leave: most churn points are positive), the positives of the kinds that have
+    more than a sixth of ``cap`` are sampled down to half of it, so that negatives remain
+    and a build's time follows ``cap``."""
     pos = np.flatnonzero((y > 0).any(1))
+    if len(pos) > cap // 2:
+        many = (y[pos] > 0).sum(0) > cap // 6  # the kinds to sample
+        rare_kind = (y[pos][:, ~many] > 0).any(1)
+        keep, rest = pos[rare_kind], pos[~rare_kind]
+        room = max(0, cap // 2 - len(keep))
+        pos = np.sort(np.r_[keep, rng.choice(rest, min(room, len(rest)), replace=False)])
     neg = np.flatnonzero(~(y > 0).any(1))
     take = min(len(neg), max(0, cap - len(pos)))
     return np.sort(np.r_[pos, rng.choice(neg, take, replace=False)]).astype(np.int64)

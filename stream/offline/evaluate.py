@@ -7,7 +7,8 @@
   decision event; brushing: labelled sellers; churn: labelled users);
 - PR-AUC and recall at precision 0.9 from the score rows (fraud: per decision event;
   brushing: per purchase and, separately, per seller by its highest score; churn: per user
-  by the last evaluation);
+  by the last evaluation, positive for a labelled churner whose last activity is not after
+  it);
 - churn per history length: ROC AUC and PR-AUC of the last evaluation per user, by the
   visits seen before it (1, 2-4, 5-19, 20+; a visit starts after 30 minutes of silence, so
   in a purchase log it is a purchase) and overall; with ``--events``, beside ranking
@@ -162,7 +163,7 @@ def _churn_by_history(
         visits = [histories.summary(u, at[u])[0] + 1 for u in users]
     else:
         visits = [int(last[u].get("history_visits", 0)) for u in users]
-    truth = [u in labels.churn_users for u in users]
+    truth = [gone(labels, u, at[u]) for u in users]
     table = buckets_table([history_bucket(n) for n in visits], scores, truth, _ranking)
     if histories is not None and histories.params is not None:
         table["btyd_params"] = histories.params
@@ -268,9 +269,17 @@ def _churn(
     delays = [((ts - churners[u]) / 1000, 0) for u, ts in flagged.items()]
     result: dict[str, Any] = _precision_recall(len(right), len(alerts), len(found), len(churners))
     users = sorted(last)
-    result["per_user"] = _ranking([last[u]["score"] for u in users], [u in churners for u in users])
+    truth = [gone(labels, u, last[u]["_ts"]) for u in users]
+    result["per_user"] = _ranking([last[u]["score"] for u in users], truth)
     result["delay"] = {k: v for k, v in _delays(delays).items() if k != "median_events"}
     return result
+
+
+def gone(labels: Labels, user: str, at_ms: int) -> bool:
+    """A labelled churner whose last activity is not after ``at_ms``: from then on, never
+    back. (A churner active after a backtest's ``--until`` came back after it.)"""
+    last = labels.churn_users.get(user)
+    return last is not None and last <= at_ms
 
 
 def _run(args: argparse.Namespace) -> int:

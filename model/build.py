@@ -148,6 +148,10 @@ def load_corpus(
     if not trained.any():
         raise ValueError(f"no kind can be trained: {why}")
     log(f"{len(ex)} scoring points from {len(corpus.user_ids)} users; kinds: {why}")
+    log(
+        f"churn horizon {cfg.churn_horizon_days:g} days, churn clock every "
+        f"{cfg.churn_interval_hours:g} hours (the bundle records both)"
+    )
     train_idx = train_sample(ex.y[parts[0]], cfg.max_train, rng)
     train = ex.subset(parts[0][train_idx])
     val, test = ex.subset(parts[1]), ex.subset(parts[2])

@@ -120,11 +120,11 @@ class Backtest:
         if inputs or flush:
             self._sink(self.seller_side.run(inputs, self.sellers, self.model, 0, flush))
 
-    def finish(self, until_ms: int | None = None) -> BacktestStats:
+    def finish(self, until_ms: int | None = None, close_churn: bool = True) -> BacktestStats:
         """The closing churn evaluation of every user, as of the last event time."""
         self._sellers(Effects(self.model_version), None, flush=True)
         end = until_ms if until_ms is not None else self.clock
-        if end is not None:
+        if end is not None and close_churn:
             self._sink(self.user_side.close(end, self.users, [PARTITION], self.model))
         self.stats.users, self.stats.sellers = len(self.users), len(self.sellers)
         return self.stats
@@ -166,6 +166,7 @@ def run_backtest(
     until: int | None = None,
     model: SequenceModel | None = None,
     churn: ChurnConfig | None = None,
+    close_churn: bool = True,
 ) -> BacktestStats:
     if not events.is_file():
         raise CommandError(f"{events}: no such file")
@@ -185,7 +186,7 @@ def run_backtest(
                 bt.feed(chunk)
                 chunk = []
         bt.feed(chunk)
-        stats = bt.finish(until)
+        stats = bt.finish(until, close_churn)
     stats.seconds = round(time.perf_counter() - started, 3)
     processed = stats.events + stats.rejected + stats.duplicates
     stats.events_per_s = round(processed / stats.seconds, 1) if stats.seconds else 0.0

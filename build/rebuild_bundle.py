@@ -51,6 +51,8 @@ def generate(data: dict[str, Any], out: Path) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     events, labels = out / "events.jsonl", out / "labels.jsonl"
     flags = [f"--{k}={data[k]}" for k in SIM_KEYS]
+    if "profile" in data:  # the simulator's rare-buyer profile, say
+        flags.append(f"--profile={data['profile']}")
     summary = json.loads(
         fraudstream("generate", "--out", str(events), "--labels-out", str(labels), *flags)
     )

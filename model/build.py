@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from model.bundle import Bundle, write_bundle
 from model.calibrate import Platt, choose_threshold, fit_platt, raise_for_alerts
+from model.churn_select import ChurnBaselines, choose_churn, churn_table
 from model.config import BuildConfig
 from model.dataset import Corpus, Examples, build_corpus, encode
 from model.evaluate import Rules, evaluate_kinds, measure_speed, rules_on
@@ -36,6 +37,7 @@ from model.selection import (
     rules_keep,
     train_sample,
 )
+from stream.core.timeutil import HOUR_MS
 
 if TYPE_CHECKING:
     from torch import nn
@@ -101,18 +103,25 @@ def run_build(
     data = load_corpus(events, labels, cfg, rng, log)
     nets = train_nets(data, cfg, rng, progress, log)
     logits = score_splits(nets, data)
-    rules = rules_on(data.corpus, data.corpus.split.train_end, log)
+    rules = rules_on(data.corpus, data.corpus.split.train_end, log, cfg)
     validation = gate_against_rules(data, logits["student", "val"], rules, cfg, log)
+    churn = choose_churn_detector(data, logits, rules, cfg, log)
     calibration, thresholds = calibrate(data.val, logits["student", "val"], data.kinds, cfg)
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         parity_diff, test_int8 = export_nets(nets, data, cfg, tmp, log)
         metrics = evaluate(data, nets, logits, test_int8, calibration, rules, cfg, log)
+        if churn is not None:
+            base, _, record = churn
+            metrics["churn_selection"] = record
+            metrics["churn_by_history"] = churn_table(
+                base, data.test, data.d_test, logits["student", "test"]
+            )
         metrics["model"]["onnx_parity_max_abs_diff"] = parity_diff
         metrics["data"] = _data_metrics(data)
         metrics["validation_against_rules"] = validation
         metrics["build_seconds"] = time.monotonic() - started
-        manifest = _manifest(cfg, data, nets, calibration, thresholds, metrics)
+        manifest = _manifest(cfg, data, nets, calibration, thresholds, metrics, churn)
         bundle = write_bundle(out, {n: tmp / n for n in BUNDLE_FILES}, manifest)
     log(f"bundle {bundle.version} written to {out} in {metrics['build_seconds']:.0f}s")
     return bundle, metrics
@@ -128,6 +137,7 @@ def load_corpus(
         labels,
         spec,
         horizon_days=cfg.churn_horizon_days,
+        interval_ms=int(cfg.churn_interval_hours * HOUR_MS),
         val_frac=cfg.val_frac,
         test_frac=cfg.test_frac,
     )
@@ -138,6 +148,10 @@ def load_corpus(
     if not trained.any():
         raise ValueError(f"no kind can be trained: {why}")
     log(f"{len(ex)} scoring points from {len(corpus.user_ids)} users; kinds: {why}")
+    log(
+        f"churn horizon {cfg.churn_horizon_days:g} days, churn clock every "
+        f"{cfg.churn_interval_hours:g} hours (the bundle records both)"
+    )
     train_idx = train_sample(ex.y[parts[0]], cfg.max_train, rng)
     train = ex.subset(parts[0][train_idx])
     val, test = ex.subset(parts[1]), ex.subset(parts[2])
@@ -260,6 +274,23 @@ def gate_against_rules(
     return validation
 
 
+def choose_churn_detector(
+    data: Data, logits: Logits, rules: Rules | None, cfg: BuildConfig, log: Log
+) -> tuple[ChurnBaselines, str, dict[str, Any]] | None:
+    """With churn trained: BG/NBD fitted on the training days and the other baselines, and
+    which detector takes churn (``model.churn_select``); with ``cfg.rules_gate`` off the
+    student keeps it."""
+    if "churn" not in data.kinds:
+        return None
+    base = ChurnBaselines.fit(data.corpus, data.train, data.d_train, data.spec, rules, cfg)
+    source, record = choose_churn(base, data.val, data.d_val, logits["student", "val"])
+    if not cfg.rules_gate:
+        source = "model"
+    data.why["churn"] = TRAINED if source == "model" else record["why"]
+    log(f"churn: {source} ({record['val_pr_auc']}); BG/NBD {record['btyd']}")
+    return base, source, record
+
+
 def calibrate(
     val: Examples, student_val: npt.NDArray[np.float32], kinds: list[str], cfg: BuildConfig
 ) -> tuple[dict[str, Platt], dict[str, dict[str, Any]]]:
@@ -365,17 +396,20 @@ def _manifest(
     calibration: dict[str, Platt],
     thresholds: dict[str, dict[str, Any]],
     metrics: dict[str, Any],
+    churn: tuple[ChurnBaselines, str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     spec, why, t_arch, s_arch = data.spec, data.why, nets.t_arch, nets.s_arch
+    kinds = {k: {"source": "model" if why[k] == TRAINED else "rules", "why": why[k]} for k in KINDS}
+    if churn is not None and churn[1] == "btyd":  # the stream runs BG/NBD with these
+        kinds["churn"].update(source="btyd", btyd=churn[2]["btyd"], threshold=churn[2]["threshold"])
     return {
         "feature_spec": spec.to_json(),
         "T": cfg.T,
-        "kinds": {
-            k: {"source": "model" if why[k] == TRAINED else "rules", "why": why[k]} for k in KINDS
-        },
+        "kinds": kinds,
         "calibration": {k: c.to_json() for k, c in calibration.items()},
         "thresholds": thresholds,
         "churn_horizon_days": cfg.churn_horizon_days,
+        "churn_interval_ms": int(cfg.churn_interval_hours * HOUR_MS),
         "student": {
             "arch": s_arch.to_json(),
             "weights": "student.safetensors",

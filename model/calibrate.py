@@ -92,6 +92,12 @@ def average_precision(scores: ArrayLike, labels: ArrayLike) -> float:
     return float("nan") if ap is None else ap
 
 
+def roc_auc(scores: ArrayLike, labels: ArrayLike) -> float:
+    """ROC AUC (ties count half), NaN without both classes."""
+    auc = ranking.roc_auc(_floats(scores), _flags(labels))
+    return float("nan") if auc is None else auc
+
+
 def recall_at_precision(scores: ArrayLike, labels: ArrayLike, target: float = 0.9) -> float:
     recall = ranking.recall_at_precision(_floats(scores), _flags(labels), target)
     return float("nan") if recall is None else recall
@@ -212,6 +218,7 @@ def ranking_metrics(scores: ArrayLike, labels: ArrayLike) -> dict[str, float]:
     y = np.asarray(labels)
     return {
         "pr_auc": average_precision(scores, y),
+        "roc_auc": roc_auc(scores, y),
         "recall_at_p90": recall_at_precision(scores, y, 0.9),
         "n": float(len(y)),
         "positives": float(y.sum()),

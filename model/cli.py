@@ -49,7 +49,14 @@ def _register_build(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
         "--churn-horizon-days",
         type=float,
         default=None,
-        help="churn horizon in days (default 30)",
+        help="churn horizon in days (default: the recipe's, or 30)",
+    )
+    add_option(
+        p,
+        "--churn-interval-hours",
+        type=float,
+        default=None,
+        help="churn clock interval in hours (default: the recipe's, or 24)",
     )
     add_option(p, "--threads", type=int, default=None, help="CPU threads for training")
     add_option(
@@ -137,6 +144,8 @@ def _build_config(args: argparse.Namespace) -> BuildConfig:
         cfg = replace(cfg, seed=args.seed)
     if args.churn_horizon_days is not None:
         cfg = replace(cfg, churn_horizon_days=args.churn_horizon_days)
+    if args.churn_interval_hours is not None:
+        cfg = replace(cfg, churn_interval_hours=args.churn_interval_hours)
     if args.threads is not None:
         cfg = replace(cfg, threads=args.threads)
     if args.no_rules_gate:

@@ -30,7 +30,11 @@ class BuildConfig:
     batch: int = 256
     distill_alpha: float = 0.3
     distill_temp: float = 2.0
+    # Churn time scales of the shop: "churned" is no activity for the horizon, and the
+    # stream's churn clock ticks every interval (a daily-visit marketplace and a shop whose
+    # customers buy every few months need different ones).
     churn_horizon_days: float = 30.0
+    churn_interval_hours: float = 24.0
     val_frac: float = 0.1
     test_frac: float = 0.2
     target_precision: float = 0.9

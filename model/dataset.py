@@ -7,13 +7,13 @@ per kind or -1 where that kind does not apply there:
   review); positive when its event id carries a fraud label.
 - brushing: every purchase; positive when the purchase is labelled, or, where the labels
   only name brushing sellers, when its seller is one.
-- churn: the user at each day boundary (the stream's churn clock), scored on the events
-  before it plus a clock token that carries the idle time. Negative when the user is seen
-  again within the horizon; positive when the horizon passes with no activity. A point
-  belongs to the split of its window's last event, and both are read from events inside
-  that split only. Where the rest of the horizon lies beyond the split, churn labels
-  decide (positive for a labelled churner past their last activity); without churn labels
-  such a point is censored (-1).
+- churn: the user at each tick of the stream's churn clock (a day by default) from their
+  first event on, scored on the events before it plus a clock token that carries the idle
+  time. Negative when the user is seen again within the horizon; positive when the
+  horizon passes with no activity. A point belongs to the split of its window's last
+  event, and both are read from events inside that split only. Where the rest of the
+  horizon lies beyond the split, churn labels decide (positive for a labelled churner
+  past their last activity); without churn labels such a point is censored (-1).
 
 The split is by days: earlier days train, then validation, then test.
 """
@@ -44,8 +44,8 @@ from stream.core.schema import DECISION_TYPES
 from stream.core.timeutil import DAY_MS
 
 FRAUD, BRUSHING, CHURN = range(3)
-# As the stream's churn rule (stream.detect.churn.ChurnConfig): too little history says nothing.
-CHURN_MIN_EVENTS = 5
+# As the stream: every user is scored from their first event on.
+CHURN_MIN_EVENTS = 1
 
 
 @dataclass
@@ -242,6 +242,7 @@ def build_corpus(
     spec: FeatureSpec,
     *,
     horizon_days: float = 30.0,
+    interval_ms: int = DAY_MS,
     val_frac: float = 0.1,
     test_frac: float = 0.2,
 ) -> Corpus:
@@ -265,7 +266,12 @@ def build_corpus(
             cols["clock"].append(False)
         times = np.fromiter((int(e["ts"]) for e in evs), np.int64, len(evs))
         for tick, n, part, target in churn_points(
-            times, labels.churn_users.get(uid), bool(labels.churn_users), split, horizon_ms
+            times,
+            labels.churn_users.get(uid),
+            bool(labels.churn_users),
+            split,
+            horizon_ms,
+            interval_ms,
         ):
             cols["user"].append(u)
             cols["end"].append(n)

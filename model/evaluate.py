@@ -34,28 +34,38 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def rules_on(corpus: Corpus, since_ms: int, log: Callable[[str], None]) -> Rules | None:
-    """The streaming rules' scores from ``since_ms`` on (``model.rules_eval``), or None."""
+def rules_on(
+    corpus: Corpus, since_ms: int, log: Callable[[str], None], cfg: BuildConfig | None = None
+) -> Rules | None:
+    """The streaming rules' scores from ``since_ms`` on (``model.rules_eval``), with the
+    build's churn horizon and clock interval, or None."""
     try:
         from model.rules_eval import rule_scores
+        from stream.core.timeutil import HOUR_MS
+        from stream.detect.churn import ChurnConfig
 
-        return rule_scores(corpus.events_path, since_ms)
+        churn = None
+        if cfg is not None:
+            churn = ChurnConfig(
+                horizon_days=cfg.churn_horizon_days,
+                interval_ms=int(cfg.churn_interval_hours * HOUR_MS),
+                budget_per_1000=None,
+            )
+        return rule_scores(corpus.events_path, since_ms, churn)
     except Exception as exc:  # the rules are optional context, never a reason to fail
         log(f"rules not evaluated: {type(exc).__name__}: {exc}")
         return None
 
 
-def rule_ranking(corpus: Corpus, ex: Examples, rules: Rules, kind: str) -> dict[str, float]:
-    """PR-AUC and recall at precision 0.9 of the rules' scores at ``ex``'s points of
-    ``kind`` (points the rules did not score count as 0)."""
+def rule_point_scores(
+    corpus: Corpus, ex: Examples, rules: Rules, kind: str
+) -> npt.NDArray[np.float64]:
+    """The rules' score at each of ``ex``'s points (0 where the rules did not score it)."""
     from model.rules_eval import churn_key
 
-    j = KINDS.index(kind)
     book = rules.get(kind, {})
-    scores, labels = [], []
-    for u, e, ts, clock, y in zip(ex.user, ex.end, ex.ts, ex.clock, ex.y[:, j], strict=True):
-        if y < 0:
-            continue
+    scores = []
+    for u, e, ts, clock in zip(ex.user, ex.end, ex.ts, ex.clock, strict=True):
         # Keyed by the event, or by the user and tick of a churn point.
         key = (
             churn_key(corpus.user_ids[u], int(ts))
@@ -63,8 +73,15 @@ def rule_ranking(corpus: Corpus, ex: Examples, rules: Rules, kind: str) -> dict[
             else str(corpus.events[u][e - 1].get("event_id"))
         )
         scores.append(book.get(key, 0.0))
-        labels.append(y)
-    return ranking_metrics(np.array(scores), np.array(labels))
+    return np.array(scores, np.float64)
+
+
+def rule_ranking(corpus: Corpus, ex: Examples, rules: Rules, kind: str) -> dict[str, float]:
+    """PR-AUC and recall at precision 0.9 of the rules' scores at ``ex``'s points of
+    ``kind`` (points the rules did not score count as 0)."""
+    j = KINDS.index(kind)
+    has = ex.y[:, j] >= 0
+    return ranking_metrics(rule_point_scores(corpus, ex, rules, kind)[has], ex.y[has, j])
 
 
 def evaluate_kinds(

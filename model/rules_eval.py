@@ -24,13 +24,15 @@ def churn_key(user_id: str, tick: int) -> str:
     return f"{user_id}@{tick}"
 
 
-def rule_scores(events_path: Path, since_ms: int) -> dict[str, dict[str, float]]:
+def rule_scores(
+    events_path: Path, since_ms: int, churn: ChurnConfig | None = None
+) -> dict[str, dict[str, float]]:
     """``{kind: {event_id: rule score}}`` for fraud and brushing detections at or after
     ``since_ms``, and ``{"churn": {churn_key: score}}`` for the churn rule at each clock
     tick from ``since_ms`` on; what the rules did not score is absent (it counts as 0)."""
     # 1 ms, not 0: the brushing cool-down also sizes the window named in alert ids.
     cfg = DetectorConfig(fraud_cooldown_ms=1, brushing_cooldown_ms=1)
-    user_side = UserPipeline(cfg, ChurnConfig(), check_keys=False)
+    user_side = UserPipeline(cfg, churn or ChurnConfig(), check_keys=False)
     seller_side = SellerPipeline(cfg, sources=1, wait_ms=0)
     users: MemoryStates[UserState] = MemoryStates(UserState)
     sellers: MemoryStates[SellerState] = MemoryStates(SellerState)

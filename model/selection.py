@@ -21,8 +21,19 @@ TRAINED = "trained on labels"
 def train_sample(
     y: npt.NDArray[np.float32], cap: int, rng: np.random.Generator
 ) -> npt.NDArray[np.int64]:
-    """All windows positive for some kind, plus random others up to ``cap`` in total."""
+    """All windows positive for some kind, plus random others up to ``cap`` in total.
+
+    Where positives alone would fill more than half of ``cap`` (a shop whose customers
+    mostly leave: most churn points are positive), the positives of the kinds that have
+    more than a sixth of ``cap`` are sampled down to half of it, so that negatives remain
+    and a build's time follows ``cap``."""
     pos = np.flatnonzero((y > 0).any(1))
+    if len(pos) > cap // 2:
+        many = (y[pos] > 0).sum(0) > cap // 6  # the kinds to sample
+        rare_kind = (y[pos][:, ~many] > 0).any(1)
+        keep, rest = pos[rare_kind], pos[~rare_kind]
+        room = max(0, cap // 2 - len(keep))
+        pos = np.sort(np.r_[keep, rng.choice(rest, min(room, len(rest)), replace=False)])
     neg = np.flatnonzero(~(y > 0).any(1))
     take = min(len(neg), max(0, cap - len(pos)))
     return np.sort(np.r_[pos, rng.choice(neg, take, replace=False)]).astype(np.int64)
@@ -37,8 +48,8 @@ def kind_sources(corpus: Corpus, parts: list[npt.NDArray[np.int64]]) -> dict[str
             why[k] = "no labels of this kind"
         elif k == "churn" and not ((y_train >= 0).any() and (y_val >= 0).any()):
             why[k] = (
-                "no churn evaluation point in the training or validation days (a user "
-                "needs 5 events before a tick of the churn clock)"
+                "no churn evaluation point in the training or validation days (no tick of "
+                "the churn clock within a horizon of some user's events)"
             )
         elif not (y_train > 0).any() or not (y_val > 0).any():
             why[k] = "no positive example in the training or validation days"

@@ -14,6 +14,7 @@ from typing import Any, cast
 import numpy as np
 
 from stream.core.state import EID, TS, Row, row_to_dict
+from stream.core.timeutil import DAY_MS
 
 # Per-event codes kept between calls: a user's window is scored again at each decision,
 # and an event's codes never change. Cleared wholesale when full (cheap, and rare).
@@ -32,6 +33,7 @@ class SequenceModel:
         self.kinds: frozenset[str] = frozenset(self.scorer.kinds)
         self.thresholds: dict[str, float] = dict(self.scorer.thresholds)
         self.T: int = self.scorer.T
+        self._read_churn(bundle_dir)
         # Token store: row i holds one event's packed codes; row 0 stays zero (padding).
         from model.features import PACKED_INTS
 
@@ -41,6 +43,24 @@ class SequenceModel:
         self._used = 1
         # Called with (batch size, seconds) after every model call: the worker's metrics.
         self.on_batch: Callable[[int, float], None] | None = None
+
+    def _read_churn(self, bundle_dir: Path) -> None:
+        """The churn time scales the bundle was built for (older bundles: the defaults),
+        and BG/NBD's fitted parameters where the build gave churn to them."""
+        import json
+
+        from model.bundle import MANIFEST
+        from stream.detect.btyd import BGNBD
+
+        m = json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8"))
+        self.churn_horizon_days: float = float(m.get("churn_horizon_days", 30.0))
+        self.churn_interval_ms: int = int(m.get("churn_interval_ms", DAY_MS))
+        churn = m.get("kinds", {}).get("churn", {})
+        self.churn_btyd: BGNBD | None = None
+        self.churn_btyd_threshold: float | None = None
+        if churn.get("source") == "btyd":
+            self.churn_btyd = BGNBD.from_json(churn["btyd"])
+            self.churn_btyd_threshold = float(churn["threshold"])
 
     def encode(self, windows: list[list[Row]], now_ms: int | None = None) -> tuple[Any, Any, Any]:
         """Model inputs for windows of stored rows (oldest first, decision event last).

@@ -41,8 +41,10 @@ PY
 "$VENV/bin/fraudstream" backtest --events e.jsonl --alerts-out a.jsonl >stats.json 2>err.txt
 grep -q "shipped default" err.txt || { cat err.txt; echo "backtest did not say it used the shipped bundle"; exit 1; }
 grep -q '"model_version":"[0-9a-f]' stats.json || { cat stats.json; echo "the model did not score"; exit 1; }
+"$VENV/bin/fraudstream" evaluate --labels l.jsonl --alerts a.jsonl --events e.jsonl >eval.json
+grep -q '"by_history"' eval.json || { head -c 600 eval.json; echo "evaluate --events gave no churn table"; exit 1; }
 if "$VENV/bin/fraudstream" build --events e.jsonl --labels l.jsonl --out b 2>build.txt; then
   echo "fraudstream build ran without the train extra"; exit 1
 fi
 grep -q "fraudstream\[train\]" build.txt || { cat build.txt; echo "build did not name the extra"; exit 1; }
-echo "base install: worker imports, backtest with the shipped bundle, build names [train]: ok"
+echo "base install: worker imports, backtest with the shipped bundle, evaluate, build names [train]: ok"

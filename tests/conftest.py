@@ -41,7 +41,7 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     generate_files(
         events,
         labels,
-        SimConfig(users=800, days=10, seed=29, start=datetime(2026, 9, 1, tzinfo=UTC)),
+        SimConfig(users=800, days=10, seed=8, start=datetime(2026, 9, 1, tzinfo=UTC)),
     )
     argv = ["build", "--events", str(events), "--labels", str(labels), "--out", str(bundle),
             "--tiny", "--no-progress"]  # fmt: skip

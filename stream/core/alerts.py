@@ -62,6 +62,10 @@ class Detection:
     # Filled from the subject's stored window by ``stream.core.explain``.
     evidence: tuple[EvidenceEvent, ...] = ()
     at_stake: float | None = None  # money the alert is about, where known
+    # Which detector scored it ("rules", "btyd", "model"; churn alerts say so), and the
+    # version to report when it is not the loaded bundle's (the rules' while they decide).
+    detector: str | None = None
+    model_version: str | None = None
 
 
 def alert_id(kind: str, subject_type: str, subject_id: str, trigger: str) -> str:
@@ -86,11 +90,13 @@ def to_alert(det: Detection, model_version: str) -> dict[str, Any]:
         "event_id": det.event_id,
         "event_ts": format_ts(det.event_ts),
         "emitted_at": now_rfc3339(),
-        "model_version": model_version,
+        "model_version": det.model_version or model_version,
         "reasons": [r.as_dict() for r in det.reasons],
         "evidence_event_ids": list(det.evidence_event_ids),
         **explained(det),
     }
+    if det.detector is not None:
+        alert["detector"] = det.detector
     if det.user_id is not None:
         alert["user_id"] = det.user_id
     if det.seller_id is not None:

@@ -59,3 +59,38 @@ def recall_at_precision(
     if not points:
         return None
     return max((p.recall for p in points if p.precision >= target), default=0.0)
+
+
+def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """Area under the ROC curve: the chance that a random positive outscores a random
+    negative, ties counting half (the Mann-Whitney statistic); None without both classes."""
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    positives = sum(1 for y in labels if y)
+    negatives = len(labels) - positives
+    if not positives or not negatives:
+        return None
+    rank_sum, n = 0.0, 0
+    while n < len(order):
+        end = n
+        while end + 1 < len(order) and scores[order[end + 1]] == scores[order[n]]:
+            end += 1
+        mid_rank = (n + end) / 2 + 1  # ranks are 1-based; a tie shares their mean
+        rank_sum += mid_rank * sum(1 for i in order[n : end + 1] if labels[i])
+        n = end + 1
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+# History length buckets for churn metrics, by events seen: (label, low, high inclusive).
+HISTORY_BUCKETS: tuple[tuple[str, int, int], ...] = (
+    ("1", 1, 1),
+    ("2-4", 2, 4),
+    ("5-19", 5, 19),
+    ("20+", 20, 1 << 62),
+)
+
+
+def history_bucket(events: int) -> str:
+    for label, lo, hi in HISTORY_BUCKETS:
+        if lo <= events <= hi:
+            return label
+    return "0"

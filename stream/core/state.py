@@ -105,16 +105,25 @@ def row_to_dict(row: Row) -> dict[str, Any]:
     return out
 
 
+# A visit (a "transaction" in buy-till-you-die terms) starts after this much silence.
+VISIT_GAP_MS: Final = 30 * MINUTE_MS
+PURCHASE_CODE: Final = TYPE_CODE["purchase"]
+
+
 class UserState:
     """A user's recent events (oldest first) plus what is known about their habits."""
 
-    __slots__ = ("cooldowns", "events", "first_ts", "known", "max_ts", "total")
+    __slots__ = ("cooldowns", "events", "first_ts", "known", "max_ts", "spend", "total", "visits")
 
     def __init__(self) -> None:
         self.events: list[Row] = []
         self.first_ts = 0
         self.max_ts = 0
         self.total = 0  # events ever added, beyond the window too
+        # Whole-history summaries for churn, which the bounded window cannot give: visits
+        # (events after VISIT_GAP_MS of silence) and money spent on purchases.
+        self.visits = 0
+        self.spend = 0.0
         self.known: list[list[Any]] = [[], [], [], []]  # device, ip, country, instrument
         self.cooldowns: dict[str, int] = {}  # rule or kind -> event time of its last alert
 
@@ -122,12 +131,18 @@ class UserState:
     def decode(cls, raw: bytes | None) -> UserState:
         state = cls()
         if raw:
+            values = orjson.loads(raw)
             version, state.first_ts, state.max_ts, state.total, state.events, state.known, cool = (
-                orjson.loads(raw)
+                values[:7]
             )
             if version != FORMAT_VERSION:
                 raise ValueError(f"user state format {version} is not {FORMAT_VERSION}")
             state.cooldowns = cool
+            if len(values) > 7:
+                state.visits, state.spend = values[7]
+            else:  # stored before the summaries existed: what the window says
+                state.visits = _visits_in(state.events)
+                state.spend = sum(_spent(r) for r in state.events)
         return state
 
     def encode(self) -> bytes:
@@ -140,6 +155,7 @@ class UserState:
                 self.events,
                 self.known,
                 self.cooldowns,
+                [self.visits, self.spend],
             ]
         )
 
@@ -161,6 +177,9 @@ class UserState:
             self.events.append(row)  # the usual case: events arrive in order
         else:
             self.events.insert(bisect.bisect_right(self.events, key, key=_ORDER), row)
+        if not self.total or event.ts - self.max_ts > VISIT_GAP_MS:
+            self.visits += 1
+        self.spend += _spent(row)
         self.first_ts = event.ts if not self.total else min(self.first_ts, event.ts)
         self.max_ts = max(self.max_ts, event.ts)
         self.total += 1
@@ -193,6 +212,19 @@ class UserState:
         """The window as it stood at event time ``ts`` (for late events and backtests)."""
         end = bisect.bisect_right(self.events, ts, key=lambda r: r[TS])
         return self.events[:end]
+
+
+def _spent(row: Row) -> float:
+    """Money a stored event spent: a purchase's amount, else its price times quantity."""
+    if row[TYPE] != PURCHASE_CODE:
+        return 0.0
+    if row[AMOUNT] is not None:
+        return float(row[AMOUNT])
+    return float(row[PRICE] or 0.0) * (row[QTY] or 1)
+
+
+def _visits_in(rows: list[Row]) -> int:
+    return sum(1 for i, r in enumerate(rows) if not i or r[TS] - rows[i - 1][TS] > VISIT_GAP_MS)
 
 
 # Row layout of one seller-side record (a purchase or a review, enriched by the user side).

@@ -1,44 +1,91 @@
-"""Churn: a clock, not an event, decides. Users whose inactivity has grown long for their
-own habits are scored on a timer; in backtests the clock is event time.
+"""Churn: a clock, not an event, decides. Every user seen is scored on a timer, from their
+first event on; in backtests the clock is event time.
 
-The rule: the score rises with the current gap since the user's last event, measured in
-units of the user's typical gap between sessions (events more than ``session_gap_ms``
-apart), and with a decline of activity in the second half of the user's window.
+The rule is the buy-till-you-die model BG/NBD (``stream.detect.btyd``) on the user's whole
+history as the state summarises it: visits (frequency), the time from the first to the
+last event (tenure and recency) and the time since then. A bundle may replace its
+parameters by ones fitted on the shop's data, or the scores by the sequence model's
+(``stream.detect.model_churn``). The score is the probability of no activity within the
+horizon.
+
+Alerts go to a retention team, so they come at a rate it can work: at each tick the users
+over the threshold are ranked by probability times value at risk (the spend expected
+within the horizon, plus one), and at most the tick's share of a daily budget per 1,000
+users alert, each once per inactivity episode.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from stream.core.alerts import Detection, Reason
+from stream.core.alerts import RULES_MODEL_VERSION, Detection, Reason
 from stream.core.state import EID, TS, UserState
-from stream.core.timeutil import DAY_MS, MINUTE_MS
+from stream.core.timeutil import DAY_MS
+from stream.detect.btyd import BGNBD
 
 
 @dataclass(frozen=True)
 class ChurnConfig:
     horizon_days: float = 30.0  # "churned" means no activity for this long
     interval_ms: int = DAY_MS  # how often users are evaluated
-    session_gap_ms: int = 30 * MINUTE_MS
-    min_events: int = 5  # too little history says nothing about habits
-    threshold: float = 0.9
+    # The least probability that alerts: more likely gone than not; the budget ranks above it.
+    threshold: float = 0.5
+    # Alerts per 1,000 users per day at most (None: every user over the threshold).
+    budget_per_1000: float | None = 10.0
 
 
-def churn_score(state: UserState, now_ms: int, cfg: ChurnConfig) -> float | None:
-    """Probability-like churn score at ``now_ms``; None when the user has too little history."""
-    if len(state.events) < cfg.min_events or now_ms < state.max_ts:
+@dataclass(frozen=True)
+class History:
+    """What the churn scores read from a user's state, in BG/NBD's terms (days)."""
+
+    x: int  # repeat visits
+    t_x: float  # last activity, days after the first
+    T: float  # now, days after the first
+    spend_per_visit: float
+
+    @classmethod
+    def of(cls, state: UserState, now_ms: int) -> History:
+        visits = max(1, state.visits)
+        return cls(
+            visits - 1,
+            (state.max_ts - state.first_ts) / DAY_MS,
+            (max(now_ms, state.max_ts) - state.first_ts) / DAY_MS,
+            state.spend / visits,
+        )
+
+
+def churn_score(
+    state: UserState, now_ms: int, cfg: ChurnConfig, params: BGNBD | None = None
+) -> float | None:
+    """Probability of no activity within the horizon after ``now_ms``; None only for a
+    state without events."""
+    if not state.events:
         return None
-    times = [r[TS] for r in state.events]
-    gaps = [b - a for a, b in itertools.pairwise(times) if b - a > cfg.session_gap_ms]
-    typical = max(sorted(gaps)[len(gaps) // 2] if gaps else DAY_MS, cfg.session_gap_ms)
-    idle = (now_ms - state.max_ts) / typical
-    half = times[0] + (times[-1] - times[0]) / 2
-    late = sum(1 for t in times if t >= half)
-    decline = 1.0 - late / max(1, len(times) - late)  # > 0 when activity fell off
-    z = 1.2 * (idle - 3.0) + 1.5 * max(0.0, decline)
-    return 1.0 / (1.0 + math.exp(-z))
+    h = History.of(state, now_ms)
+    model = params or BGNBD.prior(cfg.horizon_days)
+    return model.p_no_visit(h.x, h.t_x, h.T, cfg.horizon_days)
+
+
+def value_at_risk(
+    state: UserState, now_ms: int, cfg: ChurnConfig, params: BGNBD | None = None
+) -> float:
+    """Spend expected within the horizon if the user stays."""
+    h = History.of(state, now_ms)
+    model = params or BGNBD.prior(cfg.horizon_days)
+    return h.spend_per_visit * model.expected_visits(h.x, h.T, cfg.horizon_days)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """Which detector scored churn, for the alert: its name, its lead reason and the model
+    version to report (None: the bundle's)."""
+
+    detector: str
+    model_version: str | None = RULES_MODEL_VERSION
+    lead: tuple[Reason, ...] = ()
+
+
+RULES = Scorer("rules")
 
 
 def churn_detection(
@@ -49,6 +96,8 @@ def churn_detection(
     cfg: ChurnConfig,
     threshold: float | None = None,
     lead: tuple[Reason, ...] = (),
+    scorer: Scorer = RULES,
+    value: float = 0.0,
 ) -> Detection | None:
     """One alert per user per inactivity episode: the id names the user's last event.
 
@@ -61,8 +110,18 @@ def churn_detection(
     idle_days = (now_ms - state.max_ts) / DAY_MS
     reasons = (
         *lead,
-        Reason("churn.inactive", f"no activity for {idle_days:.1f} days"),
-        Reason("churn.history", f"{state.total} events since first seen"),
+        *scorer.lead,
+        Reason(
+            "churn.inactive",
+            f"no activity for {idle_days:.1f} days; probability {score:.2f} of none "
+            f"in the next {cfg.horizon_days:g} days",
+        ),
+        Reason(
+            "churn.history",
+            f"{state.visits} visits, {state.total} events since first seen "
+            f"{(state.max_ts - state.first_ts) / DAY_MS:.1f} days before the last",
+        ),
+        Reason("churn.value", f"{value:.2f} expected spend at risk within the horizon"),
     )
     return Detection(
         kind="churn",
@@ -76,7 +135,30 @@ def churn_detection(
         evidence_event_ids=tuple(r[EID] for r in state.events[-5:]),
         user_id=user_id,
         window=f"last:{last[EID]}",
+        detector=scorer.detector,
+        model_version=scorer.model_version,
     )
+
+
+@dataclass
+class ChurnBudget:
+    """The alerts each tick may raise per partition: the tick's share of the daily budget
+    for the partition's users, with the fraction carried to the next tick so that small
+    partitions alert too. Carries live in memory: a restart starts them at zero."""
+
+    cfg: ChurnConfig
+    carry: dict[int, float] = field(default_factory=dict)
+
+    def allowance(self, partition: int, users: int) -> int | None:
+        per_day = self.cfg.budget_per_1000
+        if per_day is None:
+            return None
+        due = self.carry.get(partition, 0.0) + per_day * users / 1000.0 * (
+            self.cfg.interval_ms / DAY_MS
+        )
+        whole = int(due)
+        self.carry[partition] = due - whole
+        return whole
 
 
 class ChurnClock:

@@ -36,7 +36,7 @@ from stream.core.state import (
     Row,
     UserState,
 )
-from stream.detect.churn import ChurnClock, ChurnConfig
+from stream.detect.churn import ChurnBudget, ChurnClock, ChurnConfig
 from stream.detect.model_churn import churn_verdicts
 from stream.detect.model_fraud import PendingFraud, decide_all, scored_seller_records
 from stream.detect.processor import DetectorConfig, apply_user_event
@@ -96,6 +96,7 @@ class ScoreRow:
     event_id: str
     ts: int
     score: float
+    history: int | None = None  # churn: the visits seen from the user so far
 
 
 @dataclass
@@ -136,6 +137,7 @@ class UserPipeline:
         # Events dated too far ahead are refused before they move any clock or state.
         self.guard = guard
         self.clock = ChurnClock(churn.interval_ms)
+        self.budget = ChurnBudget(churn)
 
     def run(
         self, records: Sequence[Record], states: States[UserState], model: Model | None
@@ -235,9 +237,12 @@ class UserPipeline:
     ) -> None:
         """The partition's event-time clock passed ``tick``: score every user it holds."""
         users = [(key.decode(), states.get(partition, key)) for key in states.keys_in(partition)]
-        for v in churn_verdicts(users, tick, self.churn, model, self.model_batch):
+        allowance = self.budget.allowance(partition, len(users))
+        for v in churn_verdicts(users, tick, self.churn, model, self.model_batch, allowance):
             last = v.state.events[-1]
-            fx.scores.append(ScoreRow("churn", "user", v.user_id, None, last[EID], tick, v.score))
+            fx.scores.append(
+                ScoreRow("churn", "user", v.user_id, None, last[EID], tick, v.score, v.state.visits)
+            )
             if v.detection is not None:
                 det = user_evidence(v.detection, v.state.events)
                 fx.alerts.append((record or Record(None, b"", partition, -1), det))

@@ -26,6 +26,7 @@ from stream.core.event_time import EventTimeGuard
 from stream.core.state import SellerState, UserState
 from stream.core.timeutil import format_ts, now_ms, parse_ts
 from stream.detect.churn import ChurnConfig
+from stream.detect.model_churn import churn_for
 from stream.detect.pipeline import (
     Effects,
     MemoryStates,
@@ -79,7 +80,7 @@ class Backtest:
         # past event passes, one dated far ahead of now (and of the events before it) does not.
         guard = EventTimeGuard(wall_clock=now_ms)
         self.user_side = UserPipeline(
-            cfg, churn or ChurnConfig(), MODEL_BATCH, check_keys=False, guard=guard
+            cfg, churn_for(model, churn), MODEL_BATCH, check_keys=False, guard=guard
         )
         # Records come in event-time order: nothing waits for a watermark but the chunk's own.
         self.seller_side = SellerPipeline(cfg, sources=1, wait_ms=0)
@@ -121,11 +122,11 @@ class Backtest:
         if inputs or flush:
             self._sink(self.seller_side.run(inputs, self.sellers, self.model, 0, flush))
 
-    def finish(self, until_ms: int | None = None) -> BacktestStats:
+    def finish(self, until_ms: int | None = None, close_churn: bool = True) -> BacktestStats:
         """The closing churn evaluation of every user, as of the last event time."""
         self._sellers(Effects(self.model_version), None, flush=True)
         end = until_ms if until_ms is not None else self.clock
-        if end is not None:
+        if end is not None and close_churn:
             self._sink(self.user_side.close(end, self.users, [PARTITION], self.model))
         self.stats.users, self.stats.sellers = len(self.users), len(self.sellers)
         return self.stats
@@ -146,7 +147,7 @@ class Backtest:
 def score_row(row: ScoreRow) -> dict[str, Any]:
     """A scores-file row (docs/contract.md, section 4)."""
     user = row.subject_type == "user"
-    return {
+    out = {
         "kind": row.kind,
         "subject": {"type": row.subject_type, "id": row.subject_id},
         "user_id": row.subject_id if user else None,
@@ -155,6 +156,9 @@ def score_row(row: ScoreRow) -> dict[str, Any]:
         "ts": format_ts(row.ts),
         "score": round(row.score, 6),
     }
+    if row.history is not None:
+        out["history_visits"] = row.history
+    return out
 
 
 def run_backtest(
@@ -163,6 +167,8 @@ def run_backtest(
     scores_out: Path | None = None,
     until: int | None = None,
     model: SequenceModel | None = None,
+    churn: ChurnConfig | None = None,
+    close_churn: bool = True,
 ) -> BacktestStats:
     if not events.is_file():
         raise CommandError(f"{events}: no such file")
@@ -172,7 +178,7 @@ def run_backtest(
         open(scores_out, "wb") if scores_out else _Null() as scores,
         tempfile.TemporaryDirectory(prefix="fraudstream-backtest-") as tmpdir,
     ):
-        bt = Backtest(alerts, scores if scores_out else None, model=model)
+        bt = Backtest(alerts, scores if scores_out else None, churn=churn, model=model)
         chunk: list[bytes] = []
         for ts, _, _, line in iter_in_time_order(events, tmpdir):
             if until is not None and ts > until:
@@ -182,7 +188,7 @@ def run_backtest(
                 bt.feed(chunk)
                 chunk = []
         bt.feed(chunk)
-        stats = bt.finish(until)
+        stats = bt.finish(until, close_churn)
     stats.seconds = round(time.perf_counter() - started, 3)
     processed = stats.events + stats.rejected + stats.duplicates
     stats.events_per_s = round(processed / stats.seconds, 1) if stats.seconds else 0.0
@@ -222,9 +228,10 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError("--since selects Kafka history: it needs --from-topic")
     bundle = choose_bundle(args.model, args.rules_only)
     model = SequenceModel(bundle, args.backend) if bundle is not None else None
+    churn = ChurnConfig(budget_per_1000=args.churn_budget_per_1000 or None)
     outputs = (Path(args.alerts_out), Path(args.scores_out) if args.scores_out else None)
     if args.from_topic is None:
-        stats = run_backtest(Path(args.events), *outputs, until, model)
+        stats = run_backtest(Path(args.events), *outputs, until, model, churn)
     else:
         from stream.offline.topic_history import export_topic
         from stream.runtime.settings import Settings
@@ -235,7 +242,7 @@ def _run(args: argparse.Namespace) -> int:
             export_topic(settings.broker, args.from_topic, events, since, until,
                          settings.kafka_client_config())  # fmt: skip
             # The range is chosen by Kafka timestamps; event time ends with the last event.
-            stats = run_backtest(events, *outputs, None, model)
+            stats = run_backtest(events, *outputs, None, model, churn)
     print(f"fraudstream backtest: scored with {describe(bundle)}", file=sys.stderr)
     print(orjson.dumps(asdict(stats)).decode())
     if stats.rejected:
@@ -265,5 +272,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_option(p, "--model", help="model bundle directory (default: the shipped bundle)")
     add_option(p, "--rules-only", action="store_true", help="no model: the rules score all")
+    add_option(
+        p, "--churn-budget-per-1000", type=float, default=10.0,
+        help="churn alerts per 1,000 users per day at most, best first (0: no limit; the "
+        "worker shares its budget out per input partition, the backtest has one)",
+    )  # fmt: skip
     add_option(p, "--backend", default="auto", help="model backend: auto, onnx, torch, ...")
     p.set_defaults(func=_run)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from stream.core.state import SellerState, UserState
+from stream.detect.model_churn import churn_for
 from stream.detect.pipeline import Record, UserPipeline
 from stream.detect.seller_pipeline import SellerPipeline
 from stream.runtime.driver.bulk_take import Batch, Taken, ack_taken
@@ -59,7 +60,7 @@ class UserSide:
         self.metrics, self.slot, self.sinks, self.table = metrics, slot, sinks, table
         self.pipeline = UserPipeline(
             settings.detector_config(),
-            settings.churn_config(),
+            churn_for(slot.model, settings.churn_config()),
             settings.model_batch_max,
             guard=settings.event_time_guard(),
         )

@@ -65,13 +65,16 @@ class ModelSlot:
         old, self.model = self.model, model
         self.metrics.set_model(model.version, model.backend, configured=True)
         log.warning(
-            "model bundle %s version %s on %s%s scores %s; the rules score %s",
+            "model bundle %s version %s on %s%s scores %s; the rules score %s; churn: %s, "
+            "built for a %g-day horizon",
             self.settings.model,
             model.version,
             model.backend,
             f" (replacing {old.version})" if old is not None else "",
             ", ".join(sorted(model.kinds)) or "nothing",
             ", ".join(sorted(KINDS - model.kinds)) or "nothing",
+            "model" if "churn" in model.kinds else "BG/NBD" if model.churn_btyd else "rules",
+            model.churn_horizon_days,
         )
 
     async def reload_if_changed(self) -> None:

@@ -64,7 +64,10 @@ class Settings(BaseSettings):
     producer_linger_ms: float = Field(default=2.0, ge=0)
     # Churn: users are scored each time their partition's event-time clock passes a tick.
     churn_interval_hours: float = Field(default=24, gt=0)
-    churn_threshold: float = Field(default=0.9, ge=0, le=1)
+    churn_threshold: float = Field(default=0.5, ge=0, le=1)
+    churn_horizon_days: float = Field(default=30.0, gt=0)  # a bundle's own replaces it
+    # Churn alerts per 1,000 users per day at most (0: no limit), best first.
+    churn_budget_per_1000: float = Field(default=10.0, ge=0)
     # Micro-batches: up to batch_max of the events already queued; one that is not full
     # waits batch_wait_ms once for more.
     batch_max: int = Field(default=500, ge=1)
@@ -99,8 +102,10 @@ class Settings(BaseSettings):
 
     def churn_config(self) -> ChurnConfig:
         return ChurnConfig(
+            horizon_days=self.churn_horizon_days,
             interval_ms=int(self.churn_interval_hours * HOUR_MS),
             threshold=self.churn_threshold,
+            budget_per_1000=self.churn_budget_per_1000 or None,
         )
 
     def event_time_guard(self) -> EventTimeGuard:

@@ -1,5 +1,7 @@
-"""Churn: users whose engagement decays until they stop, and users who pause and return
-(the hard negatives). A churner's label is the time of their last event, known at the end."""
+"""Churn: users whose engagement decays until they stop, users who come once and never
+return, users who pause and return (the hard negatives), and in the rare-buyer profile
+users who leave for good after a visit. A churner's label is the time of their last
+event, known at the end."""
 
 from __future__ import annotations
 
@@ -19,10 +21,14 @@ def assign(ctx: Context, candidates: list[User]) -> list[User]:
     either get none of that kind.
     """
     rng, cfg = ctx.rng, ctx.config
+    if cfg.profile == "rare":
+        return rare_cohort(ctx, candidates)
     n_churn = round(cfg.churn_rate * cfg.users) if cfg.days >= 4 else 0
     n_pause = round(cfg.pause_rate * cfg.users) if cfg.days >= 6 else 0
-    chosen = rng.sample(candidates, min(len(candidates), n_churn + n_pause))
+    n_once = round(cfg.one_time_rate * cfg.users) if cfg.days >= 4 else 0
+    chosen = rng.sample(candidates, min(len(candidates), n_churn + n_pause + n_once))
     churners = chosen[:n_churn]
+    late_joiners(ctx, [u for u in candidates if u.role == "honest" and u not in chosen])
     for user in churners:
         user.role = CHURN
         # Decay starts on any day that leaves room for it and lasts 2 days to a third of
@@ -39,12 +45,52 @@ def assign(ctx: Context, candidates: list[User]) -> list[User]:
         )
         # Fading users make each visit count less, not just fewer of them.
         user.rate *= rng.uniform(1.0, 1.6)
-    for user in chosen[n_churn:]:
+    for user in chosen[n_churn + n_pause :]:
+        # One visit on a day that leaves the silence visible, then gone.
+        user.role = CHURN
+        user.active_from = rng.randint(0, cfg.days - 3)
+        user.rate = max(user.rate, 2.0)  # so that the one day has a visit
+        user.stop_ms = ctx.day_start(user.active_from + 1)
+        user.decay_start_ms = user.stop_ms - 1
+        churners.append(user)
+    for user in chosen[n_churn : n_churn + n_pause]:
         user.role = PAUSE
         length = rng.randint(3, min(8, cfg.days - 3))
         begin = rng.randint(1, cfg.days - length - 2)
         user.pause = (begin, begin + length)
     return churners
+
+
+def late_joiners(ctx: Context, users: list[User]) -> None:
+    """``newcomer_rate`` of users join on a later day: short histories at any time."""
+    rng, cfg = ctx.rng, ctx.config
+    if cfg.days < 2:
+        return
+    for user in rng.sample(users, min(len(users), round(cfg.newcomer_rate * cfg.users))):
+        user.active_from = rng.randint(1, cfg.days - 1)
+
+
+def rare_cohort(ctx: Context, users: list[User]) -> list[User]:
+    """The rare-buyer cohort: each user joins in the first eight weeks with a first visit,
+    and after every visit leaves for good with a personal probability (Beta(1, 3): a
+    quarter on average). ``dropped`` marks them churners as they leave."""
+    rng, cfg = ctx.rng, ctx.config
+    for user in users:
+        user.active_from = rng.randrange(min(56, cfg.days))
+        user.dropout = rng.betavariate(1.0, 3.0)
+    return []
+
+
+def dropped(ctx: Context, user: User, day: int, visits: int) -> bool:
+    """Rare buyers: after ``visits`` visits on ``day``, does the user leave for good?"""
+    if not visits or user.dropout <= 0.0:
+        return False
+    if ctx.rng.random() >= 1.0 - (1.0 - user.dropout) ** visits:
+        return False
+    user.role = CHURN
+    user.stop_ms = ctx.day_start(day + 1)
+    user.decay_start_ms = user.stop_ms - 1
+    return True
 
 
 def engagement(user: User, day: int, day_start_ms: int) -> float:

@@ -11,7 +11,7 @@ import orjson
 
 from stream.core.cliutil import CommandError, add_option
 from stream.offline import replay
-from stream.simulate.config import SimConfig
+from stream.simulate.config import PROFILES, SimConfig
 from stream.simulate.writer import generate_files
 
 _DEFAULTS = SimConfig()
@@ -27,16 +27,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "JSON Lines. Prints a JSON summary to stdout.",
     )
     add_option(parser, "--out", type=Path, required=True, help="events file to write")
+    add_option(
+        parser,
+        "--profile",
+        choices=PROFILES,
+        default="marketplace",
+        help="marketplace: daily visitors (default); rare: a cohort of rare buyers over a "
+        "year (defaults: 365 days, 2 visits a year, buy-till-you-die churn)",
+    )
     add_option(parser, "--labels-out", type=Path, required=True, help="labels file to write")
     add_option(parser, "--users", type=int, default=_DEFAULTS.users, help="simulated users")
-    add_option(parser, "--days", type=int, default=_DEFAULTS.days, help="simulated days")
+    add_option(
+        parser, "--days", type=int, default=None, help="simulated days (default 14; rare: 365)"
+    )
     add_option(parser, "--seed", type=int, default=_DEFAULTS.seed, help="random seed")
     add_option(
         parser,
         "--start",
         type=_parse_start,
-        default=_DEFAULTS.start,
-        help="first simulated day, YYYY-MM-DD (UTC) or RFC 3339",
+        default=None,
+        help="first simulated day, YYYY-MM-DD (UTC) or RFC 3339 (default 2026-11-16; "
+        "rare: 2025-11-17)",
     )
     add_option(
         parser,
@@ -49,22 +60,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         parser,
         "--sessions-per-day",
         type=float,
-        default=_DEFAULTS.sessions_per_user_day,
-        help="mean sessions per user per day",
+        default=None,
+        help="mean sessions per user per day (default 1; rare: 2/365)",
     )
     add_option(
         parser,
         "--conversion-rate",
         type=float,
-        default=_DEFAULTS.conversion_rate,
-        help="share of ordinary sessions ending in a purchase",
+        default=None,
+        help="share of ordinary sessions ending in a purchase (default 0.05; rare: 0.6)",
     )
     add_option(
         parser,
         "--fraud-rate",
         type=float,
-        default=_DEFAULTS.fraud_rate,
-        help="share of users involved in fraud",
+        default=None,
+        help="share of users involved in fraud (default 0.008; rare: 0.002)",
     )
     add_option(
         parser,
@@ -77,8 +88,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         parser,
         "--churn-rate",
         type=float,
-        default=_DEFAULTS.churn_rate,
-        help="share of users who fade out and stop",
+        default=None,
+        help="share of users who fade out and stop (default 0.06; rare: none, users leave "
+        "after a visit instead)",
     )
     parser.set_defaults(func=run)
     replay.register(subparsers)
@@ -93,19 +105,25 @@ def _parse_start(text: str) -> datetime:
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
+    given = {
+        "days": args.days,
+        "sessions_per_user_day": args.sessions_per_day,
+        "conversion_rate": args.conversion_rate,
+        "fraud_rate": args.fraud_rate,
+        "churn_rate": args.churn_rate,
+        "start": args.start,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+    changes.update(
+        users=args.users,
+        seed=args.seed,
+        sellers=args.sellers,
+        brushing_order_share=args.brushing_share,
+    )
     try:
-        return SimConfig(
-            users=args.users,
-            days=args.days,
-            seed=args.seed,
-            start=args.start,
-            sellers=args.sellers,
-            sessions_per_user_day=args.sessions_per_day,
-            conversion_rate=args.conversion_rate,
-            fraud_rate=args.fraud_rate,
-            brushing_order_share=args.brushing_share,
-            churn_rate=args.churn_rate,
-        )
+        if getattr(args, "profile", "marketplace") == "rare":
+            return SimConfig.rare_buyers(**changes)
+        return SimConfig(**changes)
     except ValueError as exc:
         raise CommandError(f"invalid simulation parameters: {exc}") from None
 

@@ -36,6 +36,7 @@ DEFAULT_HOUR_WEIGHTS: tuple[float, ...] = (
 )
 # Relative activity Monday..Sunday: weekends are busier.
 DEFAULT_WEEKDAY_WEIGHTS: tuple[float, ...] = (1.0, 0.96, 0.97, 1.0, 1.08, 1.22, 1.27)
+PROFILES = ("marketplace", "rare")
 # Account takeover, card testing, refund or promotion abuse.
 DEFAULT_FRAUD_MIX: tuple[float, float, float] = (0.5, 0.3, 0.2)
 
@@ -84,9 +85,38 @@ class SimConfig:
     # Churn: users whose engagement decays and who stop; users who pause and return.
     churn_rate: float = 0.06
     pause_rate: float = 0.04
+    # Real shops are less kind than long daily histories: some users come once and never
+    # return (churners with one visit), and some join during the run (short histories).
+    one_time_rate: float = 0.08
+    newcomer_rate: float = 0.15
+
+    # "marketplace" (daily visitors, the above) or "rare": a cohort of rare buyers who join
+    # in the first weeks, visit one to three times a year (mostly to buy) and leave for good
+    # after a visit with a personal probability, as buy-till-you-die models assume.
+    profile: str = "marketplace"
+
+    @classmethod
+    def rare_buyers(cls, **changes: Any) -> SimConfig:
+        """The rare-buyer profile: a year of a cohort that buys one to three times a year."""
+        base: dict[str, Any] = {
+            "profile": "rare",
+            "days": 365,
+            "start": datetime(2025, 11, 17, tzinfo=UTC),  # a Monday; a year ends in the past
+            "sessions_per_user_day": 2.0 / 365.0,
+            "conversion_rate": 0.6,
+            "churn_rate": 0.0,
+            "pause_rate": 0.0,
+            "one_time_rate": 0.0,
+            "newcomer_rate": 0.0,
+            "fraud_rate": 0.002,
+            "brushing_seller_rate": 0.0,
+            "flash_sale_rate": 0.0,
+        }
+        return cls(**{**base, **changes})
 
     def __post_init__(self) -> None:
         _check(self.users >= 1, "users must be at least 1")
+        _check(self.profile in PROFILES, f"profile must be one of {PROFILES}")
         _check(self.days >= 1, "days must be at least 1")
         _check(self.start.tzinfo is not None, "start must be timezone-aware")
         _check(self.id_prefix is None or len(self.id_prefix) <= 100, "id_prefix too long")
@@ -114,13 +144,15 @@ class SimConfig:
             "flash_sale_rate",
             "churn_rate",
             "pause_rate",
+            "one_time_rate",
+            "newcomer_rate",
         ):
             value = getattr(self, name)
             _check(0.0 <= value <= 1.0, f"{name} must be in [0, 1]")
         _check(0.0 <= self.brushing_order_share < 0.5, "brushing_order_share must be in [0, 0.5)")
         _check(self.conversion_rate <= 0.6, "conversion_rate above 0.6 is not a marketplace")
-        role_share = self.fraud_rate + self.churn_rate + self.pause_rate
-        _check(role_share <= 0.8, "fraud_rate + churn_rate + pause_rate must be at most 0.8")
+        role_share = self.fraud_rate + self.churn_rate + self.pause_rate + self.one_time_rate
+        _check(role_share <= 0.8, "fraud, churn, pause and one-time rates must sum to <= 0.8")
 
     @property
     def start_ms(self) -> int:

@@ -49,8 +49,13 @@ class Engine:
             level = churn.engagement(user, day, start)
             if level <= 0.0:
                 continue
-            for _ in range(ctx.poisson(user.rate * factor * level)):
+            visits = ctx.poisson(user.rate * factor * level)
+            if cfg.profile == "rare" and day == user.active_from:
+                visits = max(1, visits)  # a cohort member's first purchase visit
+            for _ in range(visits):
                 behaviour.honest_session(ctx, user, ctx.session_start(day), day, level)
+            if churn.dropped(ctx, user, day, visits):
+                self.churners.append(user)
         for seller in self.world.sellers:
             if rng.random() < cfg.flash_sale_rate:
                 behaviour.flash_sale(ctx, seller, day)

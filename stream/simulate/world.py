@@ -133,6 +133,7 @@ class User:
     decay_start_ms: int = -1
     stop_ms: int = -1  # no activity from here on (churners)
     pause: tuple[int, int] = (-1, -1)  # days without activity (pausers)
+    dropout: float = 0.0  # rare buyers: chance of leaving for good after a visit
     trip_until: int = -1
     trip_country: str = ""
     trip_prefix: Prefix = (0, 0)

@@ -55,13 +55,12 @@ class Simulation:
         self.fraud_users: set[str] = set()
         self.user_ids: set[str] = set()
         self.brushing_sellers: set[str] = set()
-        self._churners = {u.user_id for u in self.engine.churners}
         self._last_seen: dict[str, str] = {}
 
     def days(self) -> Iterator[list[tuple[Event, list[LabelRecord]]]]:
         """One day at a time: the cheap way to consume the stream in bulk."""
         fmt = TimestampFormatter()
-        prefix, churners, last_seen = self.prefix, self._churners, self._last_seen
+        prefix, last_seen = self.prefix, self._last_seen
         users = self.user_ids
         for rows in self.engine.days():
             out: list[tuple[Event, list[LabelRecord]]] = []
@@ -71,8 +70,7 @@ class Simulation:
                 stamp = event["ts"] = fmt(ts)
                 user_id = event["user_id"]
                 users.add(user_id)
-                if user_id in churners:
-                    last_seen[user_id] = stamp
+                last_seen[user_id] = stamp  # churners are known only at the end
                 if event["type"] == "purchase":
                     self.purchases += 1
                 out.append((event, self._labels(event, event_id, label) if label else []))
@@ -97,9 +95,11 @@ class Simulation:
 
     def closing_labels(self) -> list[LabelRecord]:
         """Churn labels: each churner's last activity (call after the iteration ended)."""
+        churners = {u.user_id for u in self.engine.churners}
+        gone = [(u, ts) for u, ts in self._last_seen.items() if u in churners]
         return [
             {"kind": "churn", "user_id": user_id, "ts": ts}
-            for user_id, ts in sorted(self._last_seen.items(), key=lambda kv: kv[1])
+            for user_id, ts in sorted(gone, key=lambda kv: kv[1])
         ]
 
 

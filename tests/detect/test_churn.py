@@ -3,7 +3,14 @@ from __future__ import annotations
 from stream.core.schema import Event
 from stream.core.state import StateLimits, UserState
 from stream.core.timeutil import DAY_MS
-from stream.detect.churn import ChurnClock, ChurnConfig, churn_detection, churn_score
+from stream.detect.btyd import BGNBD
+from stream.detect.churn import (
+    ChurnBudget,
+    ChurnClock,
+    ChurnConfig,
+    churn_detection,
+    churn_score,
+)
 from tests.events import T0, ev
 
 CFG = ChurnConfig()
@@ -23,11 +30,46 @@ def test_score_grows_with_inactivity_relative_to_habits() -> None:
     soon = churn_score(state, last + DAY_MS, CFG)
     later = churn_score(state, last + 10 * DAY_MS, CFG)
     assert soon is not None and later is not None
-    assert soon < 0.5 < CFG.threshold < later
+    assert soon < CFG.threshold < 0.9 < later
 
 
-def test_too_little_history_is_not_scored() -> None:
-    assert churn_score(active_user(days=3), T0 + 30 * DAY_MS, CFG) is None
+def test_every_user_is_scored_from_the_first_event() -> None:
+    one = active_user(days=1)
+    soon = churn_score(one, one.max_ts + DAY_MS, CFG)
+    later = churn_score(one, one.max_ts + 60 * DAY_MS, CFG)
+    assert soon is not None and later is not None
+    assert 0.0 < soon < later < 1.0
+    assert churn_score(UserState(), T0, CFG) is None  # nothing seen, nothing to score
+
+
+def test_a_regular_user_idle_for_hours_is_not_a_churner() -> None:
+    state = active_user()
+    score = churn_score(state, state.max_ts + DAY_MS // 2, CFG)
+    assert score is not None and score < 0.2
+
+
+def test_the_fitted_parameters_change_the_score() -> None:
+    state = active_user(days=4)
+    now = state.max_ts + 5 * DAY_MS
+    loyal = BGNBD(r=2.0, alpha=2.0, a=0.1, b=20.0)  # frequent visitors who rarely leave
+    assert churn_score(state, now, CFG, loyal) != churn_score(state, now, CFG)
+
+
+def test_visits_and_spend_survive_the_window_and_the_encoding() -> None:
+    state = UserState()
+    limits = StateLimits(max_events=3)
+    for d in range(6):
+        raw = ev("c", "purchase", T0 + d * DAY_MS, event_id=f"p{d}", amount=10.0)
+        state.add(Event.model_validate(raw), limits)
+    again = UserState.decode(state.encode())
+    assert (again.visits, again.spend, len(again.events)) == (6, 60.0, 3)
+
+
+def test_budget_shares_out_alerts_per_partition_with_carry() -> None:
+    budget = ChurnBudget(ChurnConfig(budget_per_1000=10.0))
+    # 50 users: half an alert a day, so one every other tick.
+    assert [budget.allowance(0, 50) for _ in range(4)] == [0, 1, 0, 1]
+    assert ChurnBudget(ChurnConfig(budget_per_1000=None)).allowance(0, 50) is None
 
 
 def test_one_alert_per_inactivity_episode() -> None:
@@ -37,6 +79,7 @@ def test_one_alert_per_inactivity_episode() -> None:
     assert score is not None
     first = churn_detection("c", state, now, score, CFG)
     assert first is not None and first.event_id == "c19" and first.reasons
+    assert (first.detector, first.model_version) == ("rules", "rules-v1")
     assert churn_detection("c", state, now + DAY_MS, score, CFG) is None
 
 

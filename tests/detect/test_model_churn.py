@@ -17,8 +17,8 @@ from model.sequence_model import SequenceModel
 from stream.core.schema import Event, parse_event
 from stream.core.state import EID, StateLimits, UserState
 from stream.core.timeutil import DAY_MS
-from stream.detect.churn import ChurnConfig
-from stream.detect.model_churn import churn_verdicts
+from stream.detect.churn import ChurnConfig, value_at_risk
+from stream.detect.model_churn import ChurnVerdict, bundle_churn, churn_verdicts
 from stream.offline.backtest import run_backtest
 
 pytestmark = pytest.mark.slow
@@ -64,7 +64,7 @@ def test_idle_windows_match_the_training_points(churn_bundle: tuple[Path, Path, 
 def test_model_alerts_once_per_inactivity_episode(churn_bundle: tuple[Path, Path, Path]) -> None:
     events, _, bundle = churn_bundle
     model = SequenceModel(bundle, "onnx")
-    cfg = ChurnConfig()
+    cfg = ChurnConfig(budget_per_1000=None)  # every user over the threshold alerts
     users = [(uid, state_of(evs)) for uid, evs in sorted(user_events(events).items())]
     end = max(state.max_ts for _, state in users)
     # The alerting is what is checked here, not the tiny bundle's quality: with the
@@ -80,29 +80,48 @@ def test_model_alerts_once_per_inactivity_episode(churn_bundle: tuple[Path, Path
         verdicts = churn_verdicts(users, now, cfg, model, batch=64)
         scored += len(verdicts)
         for v in verdicts:
-            assert len(v.state.events) >= cfg.min_events and 0.0 <= v.score <= 1.0
+            assert v.state.events and 0.0 <= v.score <= 1.0
             if v.detection is not None:
                 alerts[v.user_id] += 1
                 assert v.score >= threshold == v.detection.threshold
                 assert v.detection.reasons[0].code == "model.churn"
+                assert (v.detection.detector, v.detection.model_version) == ("model", None)
                 assert v.detection.event_id == v.state.events[-1][EID]
             else:  # below the threshold, or already alerted for this episode
                 assert v.score < threshold or alerts[v.user_id] == 1
-    assert scored == 7 * sum(1 for _, s in users if len(s.events) >= cfg.min_events)
+    assert scored == 7 * len(users)  # every user, however short their history
     # A week of silence for everyone: many alerts, and never two for one episode.
     assert len(alerts) > 10 and set(alerts.values()) == {1}
 
 
-def test_users_active_at_the_tick_are_not_scored(churn_bundle: tuple[Path, Path, Path]) -> None:
+def test_every_user_with_events_is_scored(churn_bundle: tuple[Path, Path, Path]) -> None:
     events, _, bundle = churn_bundle
     model = SequenceModel(bundle, "onnx")
     evs = max(user_events(events).values(), key=len)
-    state = state_of(evs)
-    short = state_of(evs[:3])
+    one, short, empty = state_of(evs[:1]), state_of(evs[:3]), UserState()
     cfg = ChurnConfig()
-    assert churn_verdicts([("a", state)], state.max_ts, cfg, model) == []
-    assert churn_verdicts([("b", short)], short.max_ts + DAY_MS, cfg, model) == []
-    assert len(churn_verdicts([("a", state)], state.max_ts + DAY_MS, cfg, model)) == 1
+    verdicts = churn_verdicts(
+        [("a", one), ("b", short), ("c", empty)], short.max_ts + DAY_MS, cfg, model
+    )
+    assert [v.user_id for v in verdicts] == ["a", "b"]
+    assert all(0.0 <= v.score <= 1.0 for v in verdicts)
+
+
+def test_the_budget_alerts_the_most_likely_first(churn_bundle: tuple[Path, Path, Path]) -> None:
+    events, _, bundle = churn_bundle
+    model = SequenceModel(bundle, "onnx")
+    users = [(uid, state_of(evs)) for uid, evs in sorted(user_events(events).items())]
+    now = (max(s.max_ts for _, s in users) // DAY_MS + 3) * DAY_MS
+    model.thresholds["churn"] = 0.0
+    verdicts = churn_verdicts(users, now, ChurnConfig(), model, allowance=5)
+    alerted = [v for v in verdicts if v.detection is not None]
+    assert len(alerted) == 5
+    cfg, _ = bundle_churn(model, ChurnConfig())  # the bundle's horizon
+
+    def rank(v: ChurnVerdict) -> float:  # probability times value at risk (plus one)
+        return v.score * (1.0 + value_at_risk(v.state, now, cfg))
+
+    assert min(map(rank, alerted)) >= max(rank(v) for v in verdicts if v.detection is None)
 
 
 def test_backtest_takes_churn_from_the_model(

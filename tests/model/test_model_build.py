@@ -73,12 +73,24 @@ def test_manifest_describes_the_build(built: tuple[Path, dict[str, Any]]) -> Non
     # Each kind goes to the rules exactly when they beat the student on validation.
     against = m["metrics"]["validation_against_rules"]
     assert set(against) == set(KINDS)
-    for k in KINDS:
+    for k in ("fraud", "brushing"):
         worse = against[k]["student_pr_auc"] < against[k]["rules_pr_auc"]
         assert (m["kinds"][k]["source"] == "rules") == worse, (k, against[k], m["kinds"][k])
         if worse:
             assert m["kinds"][k]["why"].startswith("the rules rank the validation days better")
     assert m["kinds"]["fraud"]["source"] == "model"
+    # Churn goes to the student only where it beats the rules, fitted BG/NBD and LightGBM.
+    chosen = m["metrics"]["churn_selection"]
+    pr = chosen["val_pr_auc"]
+    best = max(pr[w] for w in ("rules", "btyd", "lightgbm"))
+    assert (m["kinds"]["churn"]["source"] == "model") == (pr["student"] >= best)
+    if m["kinds"]["churn"]["source"] == "btyd":
+        assert m["kinds"]["churn"]["btyd"] == chosen["btyd"]
+        assert 0.0 <= m["kinds"]["churn"]["threshold"] <= 1.0
+    overall = m["metrics"]["churn_by_history"]["overall"]
+    assert set(overall) == {"student", "rules", "btyd", "lightgbm", "recency"}
+    assert overall["recency"]["n"] == overall["student"]["n"] > 0
+    assert m["churn_horizon_days"] == 3.0 and m["churn_interval_ms"] == 86_400_000
     for k in KINDS:
         assert 0.0 <= m["thresholds"][k]["threshold"] <= 1.0
         assert m["calibration"][k]["method"] == "platt"

@@ -161,10 +161,12 @@ def test_evaluate_counts_exactly() -> None:
     assert churn["delay"]["median_seconds"] == 86400.0
 
 
-def test_every_alert_explains_itself(data: tuple[Path, Path], tmp_path: Path) -> None:
+def test_every_alert_explains_itself(tmp_path: Path) -> None:
     """Whatever the kind and detector: a pattern, a summary naming the subject, and the
     evidence events described with type and time, in the evidence ids' order."""
-    events, _ = data
+    events = tmp_path / "e.jsonl"
+    start = datetime(2026, 11, 1, tzinfo=UTC)  # seed 8's market brushes within ten days
+    generate_files(events, tmp_path / "l.jsonl", SimConfig(users=600, days=10, seed=8, start=start))
     run_backtest(events, tmp_path / "a.jsonl")
     alerts = read(tmp_path / "a.jsonl")
     assert {a["kind"] for a in alerts} == {"fraud", "brushing", "churn"}

@@ -43,8 +43,12 @@ def test_model_scores_fraud_decisions(built: tuple[Path, Path], tmp_path: Path) 
             assert alert["threshold"] == pytest.approx(model.thresholds["fraud"], abs=1e-6)
         else:
             assert alert["reasons"][-1]["code"] == "model.score"
-    # Kinds the bundle does not cover still come from the rules, under the bundle's version.
-    assert {a["model_version"] for a in alerts} == {model.version}
+    # Fraud and brushing carry the bundle's version (the rules below its threshold are part of
+    # its decision); churn alerts name their detector and carry the version only when the
+    # model scored them.
+    assert {a["model_version"] for a in alerts if a["kind"] != "churn"} == {model.version}
+    for alert in (a for a in alerts if a["kind"] == "churn"):
+        assert (alert["model_version"] == model.version) == (alert["detector"] == "model")
 
 
 def test_tampered_bundle_is_refused(

@@ -190,6 +190,8 @@ def test_churn_clock_alerts_an_inactive_user(
     # judges by the partition's own event time, with room for day-long steps (as in up).
     monkeypatch.setenv("FRAUDSTREAM_WALL_CLOCK_SKEW", "false")
     monkeypatch.setenv("FRAUDSTREAM_MAX_SKEW_MS", str(40 * 86_400_000))
+    # Two users: any budget per 1,000 users would allow an alert every few years.
+    monkeypatch.setenv("FRAUDSTREAM_CHURN_BUDGET_PER_1000", "0")
     worker = WorkerProcess(kafka_broker, tmp_path / "w", partitions=1).start()
     try:
         day = 86_400_000

@@ -172,8 +172,39 @@ def test_churn_label_is_the_last_activity_and_comes_before_the_end(stats_data: D
     for label in churn:
         assert last[label["user_id"]] == label["ts"]
         assert parse_ts(label["ts"]) <= end - DAY_MS  # the silence is visible in the data
-    expected = STATS.churn_rate * STATS.users
+    # Those who fade out, and those who came once (a few of whom never came at all).
+    expected = (STATS.churn_rate + STATS.one_time_rate) * STATS.users
     assert 0.8 * expected <= len(churn) <= expected
+
+
+def test_one_time_visitors_come_on_one_day(stats_data: Data) -> None:
+    days: dict[str, set[int]] = defaultdict(set)
+    for event in stats_data.events:
+        days[event["user_id"]].add(parse_ts(event["ts"]) // DAY_MS)
+    # Their stop is the end of their one day; a session may run past midnight.
+    once = [u for u, (decay, stop) in stats_data.decay.items() if stop - decay == 1]
+    assert len(once) == round(STATS.one_time_rate * STATS.users)
+    seen = [u for u in once if u in days]
+    assert len(seen) >= 0.8 * len(once)
+    assert all(len(days[u]) <= 2 for u in seen)
+
+
+def test_rare_buyers_buy_rarely_and_leave_for_good() -> None:
+    cfg = SimConfig.rare_buyers(users=600, seed=3)
+    sim = Simulation(cfg)
+    events = [e for e, _ in sim]
+    labels = sim.closing_labels()
+    buys: dict[str, int] = defaultdict(int)
+    last: dict[str, str] = {}
+    for e in events:
+        last[e["user_id"]] = e["ts"]
+        buys[e["user_id"]] += e["type"] == "purchase"
+    per_year = sorted(buys.values())
+    assert len(buys) == cfg.users  # every cohort member makes a first visit
+    assert 1 <= per_year[len(per_year) // 2] <= 3  # the median customer buys one to three times
+    churners = {lb["user_id"]: lb["ts"] for lb in labels if lb["kind"] == "churn"}
+    assert 0.2 * cfg.users < len(churners) < 0.8 * cfg.users
+    assert all(last[u] == ts for u, ts in churners.items())
 
 
 def test_churners_fade_before_they_stop(stats_data: Data) -> None:
@@ -185,6 +216,8 @@ def test_churners_fade_before_they_stop(stats_data: Data) -> None:
     before = before_days = fading = fading_days = 0.0
     start = stats_data.config.start_ms
     for user_id, (decay_ms, stop_ms) in stats_data.decay.items():
+        if stop_ms - decay_ms == 1:
+            continue  # a one-time visitor: no decay
         middle = (decay_ms + stop_ms) // 2
         firsts = {sid: t for t, sid in sorted(sessions[user_id], reverse=True)}
         before += sum(t < decay_ms for t in firsts.values())

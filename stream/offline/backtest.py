@@ -9,6 +9,7 @@ docs/contract.md, sections 3 and 4.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -22,6 +23,7 @@ from model.sequence_model import SequenceModel
 from stream.core.alerts import Detection, to_alert
 from stream.core.cliutil import CommandError, add_option
 from stream.core.event_time import EventTimeGuard
+from stream.core.privacy import Pseudonymiser, PseudonymKeyError, load_key
 from stream.core.state import SellerState, UserState
 from stream.core.timeutil import format_ts, now_ms, parse_ts
 from stream.detect.churn import ChurnConfig
@@ -70,6 +72,7 @@ class Backtest:
         cfg: DetectorConfig | None = None,
         churn: ChurnConfig | None = None,
         model: Model | None = None,
+        pseudonyms: Pseudonymiser | None = None,
     ) -> None:
         cfg = cfg or DetectorConfig()
         self.model = model
@@ -77,7 +80,12 @@ class Backtest:
         # past event passes, one dated far ahead of now (and of the events before it) does not.
         guard = EventTimeGuard(wall_clock=now_ms)
         self.user_side = UserPipeline(
-            cfg, churn or ChurnConfig(), MODEL_BATCH, check_keys=False, guard=guard
+            cfg,
+            churn or ChurnConfig(),
+            MODEL_BATCH,
+            check_keys=False,
+            guard=guard,
+            pseudonyms=pseudonyms,
         )
         # Records come in event-time order: nothing waits for a watermark but the chunk's own.
         self.seller_side = SellerPipeline(cfg, sources=1, wait_ms=0)
@@ -161,6 +169,7 @@ def run_backtest(
     scores_out: Path | None = None,
     until: int | None = None,
     model: SequenceModel | None = None,
+    pseudonyms: Pseudonymiser | None = None,
 ) -> BacktestStats:
     if not events.is_file():
         raise CommandError(f"{events}: no such file")
@@ -170,7 +179,7 @@ def run_backtest(
         open(scores_out, "wb") if scores_out else _Null() as scores,
         tempfile.TemporaryDirectory(prefix="fraudstream-backtest-") as tmpdir,
     ):
-        bt = Backtest(alerts, scores if scores_out else None, model=model)
+        bt = Backtest(alerts, scores if scores_out else None, model=model, pseudonyms=pseudonyms)
         chunk: list[bytes] = []
         for ts, _, _, line in iter_in_time_order(events, tmpdir):
             if until is not None and ts > until:
@@ -210,6 +219,16 @@ def _time_option(value: str | None, flag: str) -> int | None:
         raise CommandError(f"{flag}: {exc}") from None
 
 
+def _pseudonymiser(key_file: str | None) -> Pseudonymiser:
+    """As the worker's: the configured key, else one for this run alone (alert ids and
+    verdicts do not depend on it, only the pseudonyms that reasons quote)."""
+    secret = os.environ.get("FRAUDSTREAM_PSEUDONYM_KEY")
+    try:
+        return Pseudonymiser(load_key(secret, Path(key_file) if key_file else None, None))
+    except PseudonymKeyError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     until = _time_option(args.until, "--until")
     since = _time_option(args.since, "--since")
@@ -219,8 +238,9 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError("--since selects Kafka history: it needs --from-topic")
     model = SequenceModel(Path(args.model), args.backend) if args.model else None
     outputs = (Path(args.alerts_out), Path(args.scores_out) if args.scores_out else None)
+    pseudonyms = _pseudonymiser(args.pseudonym_key_file)
     if args.from_topic is None:
-        stats = run_backtest(Path(args.events), *outputs, until, model)
+        stats = run_backtest(Path(args.events), *outputs, until, model, pseudonyms)
     else:
         from stream.offline.topic_history import export_topic
         from stream.runtime.settings import Settings
@@ -231,7 +251,7 @@ def _run(args: argparse.Namespace) -> int:
             export_topic(settings.broker, args.from_topic, events, since, until,
                          settings.kafka_client_config())  # fmt: skip
             # The range is chosen by Kafka timestamps; event time ends with the last event.
-            stats = run_backtest(events, *outputs, None, model)
+            stats = run_backtest(events, *outputs, None, model, pseudonyms)
     print(orjson.dumps(asdict(stats)).decode())
     if stats.rejected:
         print(f"fraudstream: {stats.rejected} invalid lines skipped", file=sys.stderr)
@@ -260,4 +280,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_option(p, "--model", help="model bundle directory (default: the rules alone)")
     add_option(p, "--backend", default="auto", help="model backend: auto, onnx, torch, ...")
+    add_option(
+        p,
+        "--pseudonym-key-file",
+        help="file holding the key that pseudonymises device ids, IPs and instruments, as the "
+        "worker's (FRAUDSTREAM_PSEUDONYM_KEY gives the key itself; default: a key for this run)",
+    )
     p.set_defaults(func=_run)

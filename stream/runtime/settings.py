@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.core.event_time import DEFAULT_MAX_SKEW_MS, EventTimeGuard
+from stream.core.privacy import Pseudonymiser, load_key
 from stream.core.state import StateLimits
 from stream.core.timeutil import HOUR_MS, HOUR_S, now_ms
 from stream.detect.churn import ChurnConfig
@@ -84,6 +85,10 @@ class Settings(BaseSettings):
     ssl_keyfile: Path | None = None
     ssl_key_password: SecretStr | None = None
     ssl_check_hostname: bool = True
+    # Device ids, IPs and instrument tokens are kept as HMAC-SHA256 pseudonyms under this
+    # secret (or the one in pseudonym_key_file); with neither, a key generated in data_dir.
+    pseudonym_key: SecretStr | None = None
+    pseudonym_key_file: Path | None = None
 
     @model_validator(mode="after")
     def _security_complete(self) -> Settings:
@@ -102,6 +107,10 @@ class Settings(BaseSettings):
 
     def event_time_guard(self) -> EventTimeGuard:
         return EventTimeGuard(self.max_skew_ms, now_ms if self.wall_clock_skew else None)
+
+    def pseudonymiser(self) -> Pseudonymiser:
+        secret = self.pseudonym_key.get_secret_value() if self.pseudonym_key else None
+        return Pseudonymiser(load_key(secret, self.pseudonym_key_file, self.data_dir))
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -9,6 +9,8 @@ import sys
 import faust
 
 from model.bundle import BundleError
+from stream.core.cliutil import CommandError
+from stream.core.privacy import PseudonymKeyError
 from stream.runtime.app import build_app
 from stream.runtime.logs import logging_config
 from stream.runtime.metrics import Metrics
@@ -62,7 +64,16 @@ def preflight(settings: Settings) -> None:
     check_writable_dir(settings.data_dir)
     check_port_free(settings.web_host, settings.web_port)
     check_model_bundle(settings.model)
+    check_pseudonym_key(settings)
     probe_broker(settings.broker, settings.kafka_client_config())
+
+
+def check_pseudonym_key(settings: Settings) -> None:
+    """Read the configured key, or generate the kept one (warning once), before any state."""
+    try:
+        settings.pseudonymiser()
+    except PseudonymKeyError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def run_worker(settings: Settings) -> None:

@@ -24,9 +24,9 @@ import secrets
 from pathlib import Path
 from typing import Final
 
-from stream.core.schema import Event
+from stream.core.schema import PSEUDONYMISED
 
-PSEUDONYMISED: Final[tuple[str, ...]] = ("device_id", "ip", "instrument_id")
+__all__ = ["PSEUDONYMISED", "PseudonymKeyError", "Pseudonymiser", "load_key"]
 PREFIX: Final = "ps:"  # marks a pseudonym: "ps:" and 24 hex digits
 MIN_KEY_BYTES: Final = 16
 GENERATED_KEY_FILE: Final = "pseudonym.key"
@@ -39,7 +39,8 @@ class PseudonymKeyError(ValueError):
 
 
 class Pseudonymiser:
-    """Replaces the identifying fields of an event with keyed hashes of their values."""
+    """Keyed hashes of the identifying fields' values; ``parse_event(raw, p.pseudonym)``
+    validates an event and pseudonymises it in one step."""
 
     def __init__(self, key: bytes) -> None:
         if len(key) < MIN_KEY_BYTES:
@@ -52,14 +53,6 @@ class Pseudonymiser:
         # The field name separates the namespaces: a device id never equals an IP address.
         mac = hmac.new(self._key, f"{field}\x00{value}".encode(), hashlib.sha256)
         return PREFIX + mac.hexdigest()[:24]
-
-    def apply(self, event: Event) -> Event:
-        update = {
-            name: self.pseudonym(name, value)
-            for name in PSEUDONYMISED
-            if (value := getattr(event, name)) is not None
-        }
-        return event.model_copy(update=update) if update else event
 
 
 def load_key(secret: str | None, key_file: Path | None, state_dir: Path | None) -> bytes:

@@ -134,7 +134,7 @@ class UserPipeline:
     ) -> None:
         self.cfg, self.churn, self.model_batch = cfg, churn, model_batch
         # Device ids, IPs and instrument tokens become keyed hashes before anything keeps them.
-        self.pseudonyms = pseudonyms
+        self._pseudonymise = pseudonyms.pseudonym if pseudonyms is not None else None
         # Files carry no message keys; Kafka messages must be keyed by their user_id.
         self.check_keys = check_keys
         # Events dated too far ahead are refused before they move any clock or state.
@@ -176,9 +176,7 @@ class UserPipeline:
         pending: list[tuple[Record, PendingFraud]],
         fx: Effects,
     ) -> None:
-        event = parse_event(record.value)
-        if self.pseudonyms is not None:
-            event = self.pseudonyms.apply(event)
+        event = parse_event(record.value, self._pseudonymise)
         key = event.user_id.encode()
         if self.check_keys and record.key != key:
             shown = record.key.decode("utf-8", "replace") if record.key is not None else None

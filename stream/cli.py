@@ -10,6 +10,7 @@ from pathlib import Path
 from model.cli import register as register_model
 from stream import __version__
 from stream.core.cliutil import EXIT_INTERRUPTED, CommandError, add_option, fail
+from stream.local.feedback_cli import register as register_feedback
 from stream.offline.backtest import register as register_backtest
 from stream.offline.evaluate import register as register_evaluate
 from stream.simulate.cli import register as register_simulate
@@ -107,6 +108,7 @@ def _register_alerts(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     add_option(p, "--topic-prefix", default="", help="prefix for topic names")
     add_option(p, "--max-messages", type=int, help="exit after this many alerts")
     p.set_defaults(func=_alerts_tail)
+    register_feedback(actions)
 
 
 def _up(args: argparse.Namespace) -> int:

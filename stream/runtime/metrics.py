@@ -49,6 +49,12 @@ class Metrics:
         self.alerts = Counter("fraudstream_alerts_emitted", "Alerts emitted", ["kind"], registry=r)
         for kind in ALERT_KINDS:  # series exist at 0 from the start, so rates and rules see them
             self.alerts.labels(kind)
+        self.feedback = Counter(
+            "fraudstream_feedback",
+            "Analyst verdicts kept from the feedback topic",
+            ["kind", "verdict"],
+            registry=r,
+        )
         self.event_to_alert = Histogram(
             "fraudstream_event_to_alert_latency_seconds",
             "From the event's append to Kafka to its alert's delivery",

@@ -27,6 +27,7 @@ from stream.runtime.topics import (
     BY_SELLER,
     DEAD_LETTERS,
     EVENTS,
+    FEEDBACK,
     TABLES,
     changelog_topic,
     ensure_topics,
@@ -35,7 +36,8 @@ from stream.runtime.topics import (
 
 def prepare_topics(settings: Settings) -> int:
     """Create the contract's topics if missing; return the input topic's partition count."""
-    names = [settings.topic(n) for n in (EVENTS, DEAD_LETTERS, BY_SELLER, *ALERT_TOPICS.values())]
+    contract = (EVENTS, DEAD_LETTERS, BY_SELLER, FEEDBACK, *ALERT_TOPICS.values())
+    names = [settings.topic(n) for n in contract]
     security = settings.kafka_client_config()
     counts = ensure_topics(settings.broker, names, settings.partitions, client_config=security)
     events = counts[settings.topic(EVENTS)]

@@ -113,6 +113,7 @@ def run_build(
         metrics["validation_against_rules"] = validation
         metrics["build_seconds"] = time.monotonic() - started
         manifest = _manifest(cfg, data, nets, calibration, thresholds, metrics)
+        manifest["drift_reference"] = drift_reference(data, logits["student", "val"], calibration)
         bundle = write_bundle(out, {n: tmp / n for n in BUNDLE_FILES}, manifest)
     log(f"bundle {bundle.version} written to {out} in {metrics['build_seconds']:.0f}s")
     return bundle, metrics
@@ -342,6 +343,21 @@ def evaluate(
         **speed,
     }
     return metrics
+
+
+def drift_reference(
+    data: Data, student_val: npt.NDArray[np.float32], calibration: dict[str, Platt]
+) -> dict[str, Any]:
+    """What the worker's drift gauges compare live traffic with: the validation windows'
+    decision features and calibrated scores (``model.drift``)."""
+    from model.drift import reference
+
+    cat, num, _ = data.d_val
+    scores = {}
+    for kind, platt in calibration.items():
+        has = data.val.y[:, KINDS.index(kind)] >= 0
+        scores[kind] = platt.apply(student_val[has, KINDS.index(kind)]).astype(np.float64)
+    return reference(np.asarray(cat)[:, -1], np.asarray(num)[:, -1], scores, data.spec)
 
 
 def _data_metrics(data: Data) -> dict[str, Any]:

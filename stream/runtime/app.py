@@ -92,6 +92,8 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     if settings.model is not None and settings.model_reload_seconds > 0:
         # Between micro-batches (one event loop): no batch sees two models.
         app.timer(settings.model_reload_seconds)(slot.reload_if_changed)
+    if settings.model is not None:
+        app.timer(settings.drift_seconds)(slot.export_drift)
 
     async def on_revoked(sender: Any, revoked: Any, *args: Any, **kwargs: Any) -> None:
         users.forget()

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     model_threads: int = Field(default=1, ge=1)
     # How often the bundle directory is checked for a new version (0: never reload).
     model_reload_seconds: float = Field(default=10.0, ge=0)
+    # Drift gauges: the latest this many decisions against the bundle's reference
+    # distributions, recomputed every drift_seconds.
+    drift_window: int = Field(default=5000, ge=1)
+    drift_seconds: float = Field(default=15.0, gt=0)
     partitions: int = Field(default=8, ge=1)
     # Prepended to every topic name; empty in production, unique per test run.
     topic_prefix: str = ""

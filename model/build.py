@@ -79,7 +79,7 @@ class Nets:
     student: nn.Module
     t_arch: ArchConfig
     s_arch: ArchConfig
-    mlm_loss: float
+    mlm_loss: float | None  # None: the teacher came from a champion bundle
     distillation: dict[str, Any]
 
 
@@ -91,7 +91,11 @@ def run_build(
     *,
     progress: bool = True,
     log: Log = _stderr,
+    init: Bundle | None = None,
 ) -> tuple[Bundle, dict[str, Any]]:
+    """With ``init`` (a champion bundle built with the same recipe), the teacher starts from
+    its weights instead of a new pretraining: a retrain fine-tunes what the champion knew
+    on the recent history, older days included, so old patterns are replayed."""
     import torch
 
     started = time.monotonic()
@@ -99,7 +103,7 @@ def run_build(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     data = load_corpus(events, labels, cfg, rng, log)
-    nets = train_nets(data, cfg, rng, progress, log)
+    nets = train_nets(data, cfg, rng, progress, log, init)
     logits = score_splits(nets, data)
     rules = rules_on(data.corpus, data.corpus.split.train_end, log)
     validation = gate_against_rules(data, logits["student", "val"], rules, cfg, log)
@@ -148,14 +152,23 @@ def load_corpus(
 
 
 def train_nets(
-    data: Data, cfg: BuildConfig, rng: np.random.Generator, progress: bool, log: Log
+    data: Data,
+    cfg: BuildConfig,
+    rng: np.random.Generator,
+    progress: bool,
+    log: Log,
+    init: Bundle | None = None,
 ) -> Nets:
-    """The teacher, pretrained and fine-tuned, and the student distilled from it."""
+    """The teacher, pretrained (or the champion's, with ``init``) and fine-tuned, and the
+    student distilled from it."""
     from model.nets import ArchConfig
 
     t_arch = ArchConfig.for_spec(data.spec, "bert", *cfg.teacher)
     s_arch = ArchConfig.for_spec(data.spec, "student", *cfg.student)
-    teacher, mlm_loss = pretrain_teacher(data, t_arch, cfg, rng, progress)
+    if init is not None:
+        teacher, mlm_loss = warm_teacher(init, t_arch, log), None
+    else:
+        teacher, mlm_loss = pretrain_teacher(data, t_arch, cfg, rng, progress)
     fine_tune_teacher(teacher, data, cfg, progress)
     student, distillation = distil_student(teacher, data, s_arch, cfg, progress, log)
     return Nets(teacher, student, t_arch, s_arch, mlm_loss, distillation)
@@ -176,6 +189,20 @@ def pretrain_teacher(
     fc = FitConfig(cfg.pretrain_epochs, cfg.teacher_lr, cfg.batch, seed=cfg.seed)
     loss = pretrain_masked(teacher, d_pre, fc, progress=progress)  # type: ignore[arg-type]
     return teacher, loss
+
+
+def warm_teacher(init: Bundle, arch: ArchConfig, log: Log) -> nn.Module:
+    """The champion's teacher, to be fine-tuned further; its architecture must match."""
+    from model.nets import ArchConfig, load_weights
+
+    stored = init.manifest["teacher"]
+    if ArchConfig.from_json(stored["arch"]) != arch:
+        raise ValueError(
+            f"model bundle {init.path}: its teacher was built with another recipe "
+            f"({stored['arch']}); retrain with that recipe"
+        )
+    log(f"teacher from bundle {init.version}")
+    return load_weights(stored["arch"], init.file(stored["weights"])).train()
 
 
 def fine_tune_teacher(teacher: nn.Module, data: Data, cfg: BuildConfig, progress: bool) -> None:
@@ -348,16 +375,17 @@ def evaluate(
 def drift_reference(
     data: Data, student_val: npt.NDArray[np.float32], calibration: dict[str, Platt]
 ) -> dict[str, Any]:
-    """What the worker's drift gauges compare live traffic with: the validation windows'
-    decision features and calibrated scores (``model.drift``)."""
+    """What the worker's drift gauges compare live traffic with: the training and validation
+    windows' decision features, and the calibrated validation scores (``model.drift``)."""
     from model.drift import reference
 
-    cat, num, _ = data.d_val
+    cat = np.concatenate([np.asarray(data.d_train[0]), np.asarray(data.d_val[0])])
+    num = np.concatenate([np.asarray(data.d_train[1]), np.asarray(data.d_val[1])])
     scores = {}
     for kind, platt in calibration.items():
         has = data.val.y[:, KINDS.index(kind)] >= 0
         scores[kind] = platt.apply(student_val[has, KINDS.index(kind)]).astype(np.float64)
-    return reference(np.asarray(cat)[:, -1], np.asarray(num)[:, -1], scores, data.spec)
+    return reference(cat[:, -1], num[:, -1], scores, data.spec)
 
 
 def _data_metrics(data: Data) -> dict[str, Any]:

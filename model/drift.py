@@ -1,13 +1,13 @@
 """Drift: how far live traffic has moved from the data a bundle was trained on.
 
 A build records reference distributions in the bundle's manifest (``drift_reference``):
-for each model feature at the decision event, the share of validation windows in each
-code (categorical) or quantile bin (numeric); for each score kind, the share of calibrated
-validation scores in each quantile bin. The worker keeps a sliding window of the latest
-decisions' features and scores (``DriftWindow``) and reports the population stability
-index, sum((live - ref) * ln(live / ref)), per feature group (the largest of its features)
-and per score kind. Rules of thumb: below 0.1 stable, 0.1 to 0.25 moving, above 0.25
-shifted.
+for each model feature at the decision event, how many training and validation windows
+fall in each code (categorical; rare codes pooled) or quantile bin (numeric); for each
+score kind, how many calibrated validation scores fall in each quantile bin. The worker
+keeps a sliding window of the latest decisions' features and scores (``DriftWindow``) and
+reports the population stability index, sum((live - ref) * ln(live / ref)), per feature
+group (the largest of its features) and per score kind. Rules of thumb: below 0.1
+stable, 0.1 to 0.25 moving, above 0.25 shifted.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import numpy.typing as npt
 
 from model.features import KINDS, NOW_TYPE, TYPE_INDEX, FeatureSpec
 
-# Feature groups, named as the occlusion explanations name theirs where they overlap.
+# Feature groups, named as the occlusion explanations name theirs where they overlap. The
+# seller bucket (a hash of the seller id) is left out: which sellers sell moves every day
+# and says nothing about the model's inputs drifting.
 GROUPS: dict[str, tuple[str, ...]] = {
     "event_type": ("type",),
     "new_device_ip_country": (
@@ -33,13 +35,14 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "amounts": ("price", "amount", "log_price", "log_amount", "log_quantity"),
     "timing": ("gap", "hour", "log_gap"),
     "catalogue": (
-        "category", "seller", "payment_method", "new_item_id", "new_seller_id", "new_order_id",
+        "category", "payment_method", "new_item_id", "new_seller_id", "new_order_id",
     ),
     "account_age": ("log_age",),
     "reviews": ("rating",),
 }  # fmt: skip
 NUM_BINS = 10
-EPSILON = 1e-4  # share floor: an empty bin on one side would make the index infinite
+SMOOTHING = 0.5
+MIN_SHARE = 0.01  # categorical codes below this share of the reference are pooled
 MIN_SAMPLES = 200  # fewer live values than this give no index (too noisy to alert on)
 PURCHASE = TYPE_INDEX["purchase"]
 
@@ -47,10 +50,17 @@ FloatArray = npt.NDArray[np.float64]
 
 
 def psi(live: FloatArray, ref: FloatArray) -> float:
-    """The population stability index of two histograms of the same bins (shares)."""
-    a = np.maximum(live / max(live.sum(), 1e-12), EPSILON)
-    e = np.maximum(ref / max(ref.sum(), 1e-12), EPSILON)
+    """The population stability index of two histograms of the same bins (counts)."""
+    a, e = _shares(live), _shares(ref)
     return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _shares(counts: FloatArray) -> FloatArray:
+    # Half a count added to every bin: an empty bin on one side would make the index
+    # infinite, and sparse bins (rare codes) would otherwise dominate it with noise.
+    smoothed = counts + SMOOTHING
+    out: FloatArray = smoothed / smoothed.sum()
+    return out
 
 
 def _edges(values: FloatArray) -> list[float]:
@@ -61,9 +71,9 @@ def _edges(values: FloatArray) -> list[float]:
     return [float(q) for q in np.unique(qs)]
 
 
-def _binned(values: FloatArray, edges: list[float]) -> FloatArray:
-    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
-    return counts.astype(np.float64)
+def _binned(values: npt.NDArray[Any], edges: list[float]) -> FloatArray:
+    bins = np.searchsorted(edges, np.asarray(values, dtype=np.float64), side="right")
+    return np.bincount(bins, minlength=len(edges) + 1).astype(np.float64)
 
 
 def reference(
@@ -78,17 +88,21 @@ def reference(
     cat, num = cat[decisions], num[decisions]
     features: dict[str, Any] = {}
     for j, (name, size) in enumerate(zip(spec.cat_features, spec.cardinalities, strict=True)):
-        codes = np.bincount(cat[:, j].astype(np.int64), minlength=size)[:size]
-        features[name] = {"counts": codes.astype(np.float64).tolist()}
+        counts = np.bincount(cat[:, j].astype(np.int64), minlength=size)[:size]
+        # Codes rarer than MIN_SHARE share one bin: sparse bins measure noise, not drift.
+        kept = np.flatnonzero(counts >= MIN_SHARE * max(len(cat), 1))
+        binned = [
+            *counts[kept].astype(np.float64).tolist(),
+            float(counts.sum() - counts[kept].sum()),
+        ]
+        features[name] = {"codes": kept.tolist(), "counts": binned}
     for j, name in enumerate(spec.num_features):
         edges = _edges(num[:, j].astype(np.float64))
-        counts = _binned(num[:, j].astype(np.float64), edges)
-        features[name] = {"edges": edges, "counts": counts.tolist()}
+        features[name] = {"edges": edges, "counts": _binned(num[:, j], edges).tolist()}
     score_ref = {}
     for kind, values in scores.items():
         edges = _edges(np.asarray(values, dtype=np.float64))
-        counts = _binned(np.asarray(values, dtype=np.float64), edges)
-        score_ref[kind] = {"edges": edges, "counts": counts.tolist()}
+        score_ref[kind] = {"edges": edges, "counts": _binned(values, edges).tolist()}
     return {"bins": NUM_BINS, "features": features, "scores": score_ref, "samples": len(cat)}
 
 
@@ -130,9 +144,11 @@ class DriftWindow:
         num = np.concatenate(list(self.num))[-self.size :]
         per: dict[str, float] = {}
         for j, name in enumerate(self.spec.cat_features):
-            ref = np.asarray(self.ref["features"][name]["counts"], dtype=np.float64)
-            codes = np.bincount(cat[:, j].astype(np.int64), minlength=len(ref))[: len(ref)]
-            per[name] = psi(codes.astype(np.float64), ref)
+            entry = self.ref["features"][name]
+            counts = np.bincount(cat[:, j].astype(np.int64)).astype(np.float64)
+            kept = np.array([counts[c] if c < len(counts) else 0.0 for c in entry["codes"]])
+            live = np.append(kept, len(cat) - kept.sum())
+            per[name] = psi(live, np.asarray(entry["counts"], dtype=np.float64))
         for j, name in enumerate(self.spec.num_features):
             entry = self.ref["features"][name]
             live = _binned(num[:, j].astype(np.float64), entry["edges"])

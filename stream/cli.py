@@ -13,6 +13,7 @@ from stream.core.cliutil import EXIT_INTERRUPTED, CommandError, add_option, fail
 from stream.local.feedback_cli import register as register_feedback
 from stream.offline.backtest import register as register_backtest
 from stream.offline.evaluate import register as register_evaluate
+from stream.offline.retrain import register as register_retrain
 from stream.simulate.cli import register as register_simulate
 
 
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_simulate(sub)  # generate, and replay
     register_backtest(sub)
     register_evaluate(sub)
+    register_retrain(sub)
     register_model(sub)  # build, and bench model
     return parser
 

@@ -5,8 +5,9 @@ of its cases, a retrain that promotes a challenger, and the figures before and a
 
 1. Simulated traffic; from ``--pattern-day`` on, gift-card cash-out (``new_pattern``).
 2. The champion: built on the days before the pattern.
-3. Analysts confirm some of the pattern's cases seen before the holdout days (a verdicts
-   file, as the worker keeps it); the pattern's labels are otherwise unknown to training.
+3. Analysts confirm every other case of the pattern (a verdicts file, as the worker keeps
+   it); the pattern's labels are otherwise unknown to the retrain, which trains on the days
+   before the holdout and judges with the verdicts on the holdout days.
 4. ``fraudstream retrain`` with the champion, the history and the verdicts.
 5. Both bundles on the holdout days: recall of the new pattern (cases with a fraud alert on
    one of their events), precision of the other fraud alerts, and the drift gauges (PSI
@@ -86,11 +87,11 @@ def run(
     rows, labels = _lines(events), _lines(labels_path)
     t0 = int(start.timestamp() * 1000)
     pattern_from, holdout_from = t0 + pattern_day * DAY_MS, t0 + (days - 2) * DAY_MS
-    # What training may know: the labels of the old patterns, and verdicts on half of the
-    # new pattern's cases seen before the holdout days.
+    # What the retrain may know: the labels of the old patterns, and verdicts on half of the
+    # new pattern's cases.
     known = [x for x in labels if not str(x.get("event_id", "")).startswith(PREFIX)]
     _write(out / "known_labels.jsonl", known)
-    verdicts = _verdicts(rows, pattern_from, holdout_from)
+    verdicts = _verdicts(rows)
     _write(out / "feedback.jsonl", verdicts)
     before = out / "before_pattern.jsonl"
     _write(before, [r for r in rows if parse_ts(r["ts"]) < pattern_from])
@@ -111,15 +112,14 @@ def run(
     return report
 
 
-def _verdicts(rows: list[dict[str, Any]], since: int, until: int) -> list[dict[str, Any]]:
-    """Analysts confirm the purchases of every other new-pattern case before ``until``."""
+def _verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Analysts confirm the payments and purchases of every other new-pattern case."""
     out = []
     for r in rows:
         eid = r["event_id"]
-        if not eid.startswith(PREFIX) or r["type"] != "purchase":
+        if not eid.startswith(PREFIX) or r["type"] not in ("payment", "purchase"):
             continue
-        ts = parse_ts(r["ts"])
-        if since <= ts < until and int(eid.split("-")[1]) % 2 == 0:
+        if int(eid.split("-")[1]) % 2 == 0:
             at = format_ts(now_ms())
             out.append({"kind": "fraud", "verdict": "confirmed", "analyst": "scenario",
                         "at": at, "event_id": eid, "user_id": r["user_id"]})  # fmt: skip

@@ -375,12 +375,14 @@ def evaluate(
 def drift_reference(
     data: Data, student_val: npt.NDArray[np.float32], calibration: dict[str, Platt]
 ) -> dict[str, Any]:
-    """What the worker's drift gauges compare live traffic with: the training and validation
-    windows' decision features, and the calibrated validation scores (``model.drift``)."""
+    """What the worker's drift gauges compare live traffic with: the validation and test
+    windows' decision features (every scoring point of those days; the training windows are
+    sampled, positives over-represented), and the calibrated validation scores
+    (``model.drift``)."""
     from model.drift import reference
 
-    cat = np.concatenate([np.asarray(data.d_train[0]), np.asarray(data.d_val[0])])
-    num = np.concatenate([np.asarray(data.d_train[1]), np.asarray(data.d_val[1])])
+    cat = np.concatenate([np.asarray(data.d_val[0]), np.asarray(data.d_test[0])])
+    num = np.concatenate([np.asarray(data.d_val[1]), np.asarray(data.d_test[1])])
     scores = {}
     for kind, platt in calibration.items():
         has = data.val.y[:, KINDS.index(kind)] >= 0

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from model.sequence_model import SequenceModel
+from stream.core.ranking import average_precision
 from stream.core.timeutil import DAY_MS, format_ts, now_ms, parse_ts
 from stream.offline.backtest import run_backtest
 from stream.offline.retrain import RetrainJob, retrain_once
@@ -51,9 +52,14 @@ def measure(
     model = SequenceModel(bundle, "onnx", drift_window=window)
     fraud = {x["event_id"] for x in labels if x["kind"] == "fraud" and "event_id" in x}
     with tempfile.TemporaryDirectory() as tmp:
-        run_backtest(events, Path(tmp) / "a.jsonl", model=model)
+        run_backtest(events, Path(tmp) / "a.jsonl", Path(tmp) / "s.jsonl", model=model)
         alerts = [a for a in _lines(Path(tmp) / "a.jsonl") if a["kind"] == "fraud"]
+        scores = [s for s in _lines(Path(tmp) / "s.jsonl") if s["kind"] == "fraud"]
     late = [a for a in alerts if parse_ts(a["event_ts"]) >= since_ms]
+    # The old patterns' ranking on the same days, the new pattern's events left out.
+    ranked = [(s["score"], s["event_id"] in fraud) for s in scores if parse_ts(s["ts"]) >= since_ms
+              and not s["event_id"].startswith(PREFIX)]  # fmt: skip
+    old_ap = average_precision([v for v, _ in ranked], [y for _, y in ranked])
     cases = {e["event_id"].split("-")[1] for e in _lines(events)
              if e["event_id"].startswith(PREFIX) and parse_ts(e["ts"]) >= since_ms}  # fmt: skip
     caught = {a["event_id"].split("-")[1] for a in late if a["event_id"].startswith(PREFIX)}
@@ -66,6 +72,7 @@ def measure(
             round(sum(a["event_id"] in fraud for a in old) / len(old), 3) if old else None
         ),
         "old_pattern_alerts": len(old),
+        "old_pattern_pr_auc": None if old_ap is None else round(old_ap, 3),
         "feature_psi": {k: round(v, 3) for k, v in drift.feature_psi().items()} if drift else {},
         "score_psi": {k: round(v, 3) for k, v in drift.score_psi().items()} if drift else {},
     }
@@ -109,6 +116,7 @@ def run(
     report["setup"] = {"users": users, "days": days, "pattern_from": format_ts(pattern_from),
                        "holdout_from": format_ts(holdout_from), "verdicts": len(verdicts),
                        "events": len(rows), "recipe": recipe}  # fmt: skip
+    (out / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return report
 
 

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.slow]
 
 
 def test_a_retrain_on_verdicts_learns_the_new_pattern(tmp_path: Path) -> None:
-    report = run(tmp_path, users=400, days=11, pattern_day=6, seed=11, recipe="tiny")
+    report = run(tmp_path, users=600, days=12, pattern_day=7, seed=11, recipe="tiny")
     before, retrain, after = report["champion_before"], report["retrain"], report["after"]
     assert before["new_pattern_cases"] > 0
     assert before["new_pattern_recall"] <= 0.1  # the champion has never seen it
@@ -24,7 +24,7 @@ def test_a_retrain_on_verdicts_learns_the_new_pattern(tmp_path: Path) -> None:
     assert bundle_version(tmp_path / "bundle") == retrain["challenger_version"]
     assert (tmp_path / f".bundle.previous-{retrain['champion_version']}").is_dir()
     assert after["new_pattern_recall"] > before["new_pattern_recall"]
-    if before["old_pattern_precision"] is not None and after["old_pattern_precision"] is not None:
-        assert after["old_pattern_precision"] >= before["old_pattern_precision"] - 0.2
+    # The old patterns are ranked about as well as before.
+    assert after["old_pattern_pr_auc"] >= before["old_pattern_pr_auc"] - 0.1, report
     # The pattern moved the inputs the champion knew; the challenger's reference has it.
-    assert before["feature_psi"]["catalogue"] > after["feature_psi"]["catalogue"]
+    assert before["feature_psi"]["catalogue"] > after["feature_psi"]["catalogue"], report

@@ -10,7 +10,8 @@ import pytest
 from model.bundle import bundle_version
 from stream.simulate.learning_scenario import run
 
-pytestmark = [pytest.mark.slow]
+# Two tiny builds and four backtests: minutes on two shared cores.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 def test_a_retrain_on_verdicts_learns_the_new_pattern(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ of its cases, a retrain that promotes a challenger, and the figures before and a
 3. Analysts confirm every other case of the pattern (a verdicts file, as the worker keeps
    it); the pattern's labels are otherwise unknown to the retrain, which trains on the days
    before the holdout and judges with the verdicts on the holdout days.
-4. ``fraudstream retrain`` with the champion, the history and the verdicts.
+4. ``fraudstream retrain`` with the champion, the history and the verdicts, judged on the
+   last ``--holdout-days``.
 5. Both bundles on the holdout days: recall of the new pattern (cases with a fraud alert on
    one of their events), precision of the other fraud alerts, and the drift gauges (PSI
    of the latest decisions against each bundle's reference).
@@ -79,7 +80,14 @@ def measure(
 
 
 def run(
-    out: Path, users: int, days: int, pattern_day: int, seed: int, recipe: str
+    out: Path,
+    users: int,
+    days: int,
+    pattern_day: int,
+    seed: int,
+    recipe: str,
+    holdout_days: int = 2,
+    fraud_rate: float = SimConfig.fraud_rate,
 ) -> dict[str, Any]:
     from model.build import run_build
     from model.config import PRESETS
@@ -87,13 +95,14 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     events, labels_path = out / "events.jsonl", out / "labels.jsonl"
     start = datetime(2026, 9, 1, tzinfo=UTC)
-    generate_files(events, labels_path, SimConfig(users=users, days=days, seed=seed, start=start))
+    sim = SimConfig(users=users, days=days, seed=seed, start=start, fraud_rate=fraud_rate)
+    generate_files(events, labels_path, sim)
     add_new_pattern(
         events, labels_path, PatternConfig(pattern_day, max(10, users // 15), seed=seed)
     )
     rows, labels = _lines(events), _lines(labels_path)
     t0 = int(start.timestamp() * 1000)
-    pattern_from, holdout_from = t0 + pattern_day * DAY_MS, t0 + (days - 2) * DAY_MS
+    pattern_from, holdout_from = t0 + pattern_day * DAY_MS, t0 + (days - holdout_days) * DAY_MS
     # What the retrain may know: the labels of the old patterns, and verdicts on half of the
     # new pattern's cases.
     known = [x for x in labels if not str(x.get("event_id", "")).startswith(PREFIX)]
@@ -110,12 +119,13 @@ def run(
     report: dict[str, Any] = {
         "champion_before": measure(events, champion, holdout_from, labels, window)
     }
-    job = RetrainJob(events, [out / "known_labels.jsonl"], [out / "feedback.jsonl"], champion)
+    job = RetrainJob(events, [out / "known_labels.jsonl"], [out / "feedback.jsonl"], champion,
+                     holdout_days)  # fmt: skip
     report["retrain"], _ = retrain_once(job, log=lambda m: print(m, file=sys.stderr))
     report["after"] = measure(events, champion, holdout_from, labels, window)
     report["setup"] = {"users": users, "days": days, "pattern_from": format_ts(pattern_from),
                        "holdout_from": format_ts(holdout_from), "verdicts": len(verdicts),
-                       "events": len(rows), "recipe": recipe}  # fmt: skip
+                       "events": len(rows), "recipe": recipe, "fraud_rate": fraud_rate}  # fmt: skip
     (out / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return report
 
@@ -144,8 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pattern-day", type=int, default=7)
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--recipe", default="tiny", choices=["tiny", "default"])
+    p.add_argument("--holdout-days", type=int, default=2)
+    p.add_argument("--fraud-rate", type=float, default=SimConfig.fraud_rate)
     args = p.parse_args(argv)
-    report = run(args.out, args.users, args.days, args.pattern_day, args.seed, args.recipe)
+    report = run(args.out, args.users, args.days, args.pattern_day, args.seed, args.recipe,
+                 args.holdout_days, args.fraud_rate)  # fmt: skip
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     return 0
 

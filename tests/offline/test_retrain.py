@@ -95,3 +95,19 @@ def test_promotion_repoints_a_symlink(tmp_path: Path) -> None:
     target = promote_bundle(challenger, link)
     assert link.is_symlink() and link.resolve() == target.resolve()
     assert bundle_version(link) == bundle_version(target) and bundle_version(first) is not None
+
+
+def test_the_command_fails_in_one_line_naming_what_is_wrong(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stream.cli import main
+
+    events = tmp_path / "e.jsonl"
+    events.write_bytes(b"")
+    base = ["retrain", "--model", str(tmp_path / "none"), "--labels", str(events)]
+    assert main([*base]) != 0
+    assert "give either --events FILE or --from-topic TOPIC" in capsys.readouterr().err
+    assert main([*base, "--events", str(events), "--feedback", str(tmp_path / "f")]) != 0
+    assert "--feedback" in capsys.readouterr().err
+    assert main([*base, "--events", str(events)]) != 0
+    assert "no manifest.json" in capsys.readouterr().err

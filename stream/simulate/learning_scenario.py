@@ -5,9 +5,9 @@ of its cases, a retrain that promotes a challenger, and the figures before and a
 
 1. Simulated traffic; from ``--pattern-day`` on, gift-card cash-out (``new_pattern``).
 2. The champion: built on the days before the pattern.
-3. Analysts confirm every other case of the pattern (a verdicts file, as the worker keeps
-   it); the pattern's labels are otherwise unknown to the retrain, which trains on the days
-   before the holdout and judges with the verdicts on the holdout days.
+3. Analysts confirm a share of the pattern's cases (``--confirmed-share``; a verdicts file,
+   as the worker keeps it); the pattern's labels are otherwise unknown to the retrain,
+   which trains on the days before the holdout and judges with the verdicts on them.
 4. ``fraudstream retrain`` with the champion, the history and the verdicts, judged on the
    last ``--holdout-days``.
 5. Both bundles on the holdout days: recall of the new pattern (cases with a fraud alert on
@@ -88,6 +88,7 @@ def run(
     recipe: str,
     holdout_days: int = 2,
     fraud_rate: float = SimConfig.fraud_rate,
+    confirmed_share: float = 0.5,
 ) -> dict[str, Any]:
     from model.build import run_build
     from model.config import PRESETS
@@ -107,7 +108,7 @@ def run(
     # new pattern's cases.
     known = [x for x in labels if not str(x.get("event_id", "")).startswith(PREFIX)]
     _write(out / "known_labels.jsonl", known)
-    verdicts = _verdicts(rows)
+    verdicts = _verdicts(rows, confirmed_share)
     _write(out / "feedback.jsonl", verdicts)
     before = out / "before_pattern.jsonl"
     _write(before, [r for r in rows if parse_ts(r["ts"]) < pattern_from])
@@ -125,19 +126,22 @@ def run(
     report["after"] = measure(events, champion, holdout_from, labels, window)
     report["setup"] = {"users": users, "days": days, "pattern_from": format_ts(pattern_from),
                        "holdout_from": format_ts(holdout_from), "verdicts": len(verdicts),
-                       "events": len(rows), "recipe": recipe, "fraud_rate": fraud_rate}  # fmt: skip
+                       "events": len(rows), "recipe": recipe, "fraud_rate": fraud_rate,
+                       "confirmed_share": confirmed_share}  # fmt: skip
     (out / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     return report
 
 
-def _verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Analysts confirm the payments and purchases of every other new-pattern case."""
+def _verdicts(rows: list[dict[str, Any]], share: float) -> list[dict[str, Any]]:
+    """Analysts confirm the payments and purchases of ``share`` of the new-pattern cases,
+    evenly spread (0.5: every other case)."""
     out = []
     for r in rows:
         eid = r["event_id"]
         if not eid.startswith(PREFIX) or r["type"] not in ("payment", "purchase"):
             continue
-        if int(eid.split("-")[1]) % 2 == 0:
+        case = int(eid.split("-")[1])
+        if int((case + 1) * share) != int(case * share):
             at = format_ts(now_ms())
             out.append({"kind": "fraud", "verdict": "confirmed", "analyst": "scenario",
                         "at": at, "event_id": eid, "user_id": r["user_id"]})  # fmt: skip
@@ -156,9 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", default="tiny", choices=["tiny", "default"])
     p.add_argument("--holdout-days", type=int, default=2)
     p.add_argument("--fraud-rate", type=float, default=SimConfig.fraud_rate)
+    p.add_argument("--confirmed-share", type=float, default=0.5)
     args = p.parse_args(argv)
     report = run(args.out, args.users, args.days, args.pattern_day, args.seed, args.recipe,
-                 args.holdout_days, args.fraud_rate)  # fmt: skip
+                 args.holdout_days, args.fraud_rate, args.confirmed_share)  # fmt: skip
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     return 0
 

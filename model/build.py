@@ -81,7 +81,7 @@ class Nets:
     student: nn.Module
     t_arch: ArchConfig
     s_arch: ArchConfig
-    mlm_loss: float
+    mlm_loss: float | None  # None: the teacher came from a champion bundle
     distillation: dict[str, Any]
 
 
@@ -93,7 +93,11 @@ def run_build(
     *,
     progress: bool = True,
     log: Log = _stderr,
+    init: Bundle | None = None,
 ) -> tuple[Bundle, dict[str, Any]]:
+    """With ``init`` (a champion bundle built with the same recipe), the teacher starts from
+    its weights instead of a new pretraining: a retrain fine-tunes what the champion knew
+    on the recent history, older days included, so old patterns are replayed."""
     import torch
 
     started = time.monotonic()
@@ -101,7 +105,7 @@ def run_build(
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     data = load_corpus(events, labels, cfg, rng, log)
-    nets = train_nets(data, cfg, rng, progress, log)
+    nets = train_nets(data, cfg, rng, progress, log, init)
     logits = score_splits(nets, data)
     rules = rules_on(data.corpus, data.corpus.split.train_end, log, cfg)
     validation = gate_against_rules(data, logits["student", "val"], rules, cfg, log)
@@ -122,6 +126,7 @@ def run_build(
         metrics["validation_against_rules"] = validation
         metrics["build_seconds"] = time.monotonic() - started
         manifest = _manifest(cfg, data, nets, calibration, thresholds, metrics, churn)
+        manifest["drift_reference"] = drift_reference(data, logits["student", "val"], calibration)
         bundle = write_bundle(out, {n: tmp / n for n in BUNDLE_FILES}, manifest)
     log(f"bundle {bundle.version} written to {out} in {metrics['build_seconds']:.0f}s")
     return bundle, metrics
@@ -161,14 +166,23 @@ def load_corpus(
 
 
 def train_nets(
-    data: Data, cfg: BuildConfig, rng: np.random.Generator, progress: bool, log: Log
+    data: Data,
+    cfg: BuildConfig,
+    rng: np.random.Generator,
+    progress: bool,
+    log: Log,
+    init: Bundle | None = None,
 ) -> Nets:
-    """The teacher, pretrained and fine-tuned, and the student distilled from it."""
+    """The teacher, pretrained (or the champion's, with ``init``) and fine-tuned, and the
+    student distilled from it."""
     from model.nets import ArchConfig
 
     t_arch = ArchConfig.for_spec(data.spec, "bert", *cfg.teacher)
     s_arch = ArchConfig.for_spec(data.spec, "student", *cfg.student)
-    teacher, mlm_loss = pretrain_teacher(data, t_arch, cfg, rng, progress)
+    if init is not None:
+        teacher, mlm_loss = warm_teacher(init, t_arch, log), None
+    else:
+        teacher, mlm_loss = pretrain_teacher(data, t_arch, cfg, rng, progress)
     fine_tune_teacher(teacher, data, cfg, progress)
     student, distillation = distil_student(teacher, data, s_arch, cfg, progress, log)
     return Nets(teacher, student, t_arch, s_arch, mlm_loss, distillation)
@@ -189,6 +203,20 @@ def pretrain_teacher(
     fc = FitConfig(cfg.pretrain_epochs, cfg.teacher_lr, cfg.batch, seed=cfg.seed)
     loss = pretrain_masked(teacher, d_pre, fc, progress=progress)  # type: ignore[arg-type]
     return teacher, loss
+
+
+def warm_teacher(init: Bundle, arch: ArchConfig, log: Log) -> nn.Module:
+    """The champion's teacher, to be fine-tuned further; its architecture must match."""
+    from model.nets import ArchConfig, load_weights
+
+    stored = init.manifest["teacher"]
+    if ArchConfig.from_json(stored["arch"]) != arch:
+        raise ValueError(
+            f"model bundle {init.path}: its teacher was built with another recipe "
+            f"({stored['arch']}); retrain with that recipe"
+        )
+    log(f"teacher from bundle {init.version}")
+    return load_weights(stored["arch"], init.file(stored["weights"])).train()
 
 
 def fine_tune_teacher(teacher: nn.Module, data: Data, cfg: BuildConfig, progress: bool) -> None:
@@ -373,6 +401,24 @@ def evaluate(
         **speed,
     }
     return metrics
+
+
+def drift_reference(
+    data: Data, student_val: npt.NDArray[np.float32], calibration: dict[str, Platt]
+) -> dict[str, Any]:
+    """What the worker's drift gauges compare live traffic with: the validation and test
+    windows' decision features (every scoring point of those days; the training windows are
+    sampled, positives over-represented), and the calibrated validation scores
+    (``model.drift``)."""
+    from model.drift import reference
+
+    cat = np.concatenate([np.asarray(data.d_val[0]), np.asarray(data.d_test[0])])
+    num = np.concatenate([np.asarray(data.d_val[1]), np.asarray(data.d_test[1])])
+    scores = {}
+    for kind, platt in calibration.items():
+        has = data.val.y[:, KINDS.index(kind)] >= 0
+        scores[kind] = platt.apply(student_val[has, KINDS.index(kind)]).astype(np.float64)
+    return reference(cat[:, -1], num[:, -1], scores, data.spec)
 
 
 def _data_metrics(data: Data) -> dict[str, Any]:

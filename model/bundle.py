@@ -149,3 +149,32 @@ def load_bundle(path: Path | str) -> Bundle:
             f"{manifest['version']!r}; refusing a modified manifest"
         )
     return Bundle(path, manifest)
+
+
+def promote_bundle(challenger: Path, champion: Path) -> Path:
+    """Put ``challenger`` where workers load ``champion`` from, so hot reload picks it up.
+
+    A symlink is re-pointed with one rename (atomic); a directory is moved aside to
+    ``.<name>.previous-<version>`` (kept for a rollback) and the challenger renamed into
+    its place, so a worker polling in between sees no manifest and keeps the old model.
+    Returns where the challenger now lives."""
+    load_bundle(challenger)  # never promote a bundle that would not load
+    version = bundle_version(challenger)
+    if champion.is_symlink():
+        target = champion.resolve().parent / f"{champion.name}-{version}"
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(str(challenger), target)
+        link = champion.with_name(f".{champion.name}.link-{os.getpid()}")
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+        os.replace(link, champion)
+        return target
+    staged = champion.with_name(f".{champion.name}.next-{os.getpid()}")
+    shutil.rmtree(staged, ignore_errors=True)
+    shutil.move(str(challenger), staged)
+    if champion.exists():
+        previous = champion.with_name(f".{champion.name}.previous-{bundle_version(champion)}")
+        shutil.rmtree(previous, ignore_errors=True)
+        champion.rename(previous)
+    staged.rename(champion)
+    return champion

@@ -22,7 +22,13 @@ TOKEN_CACHE_ENTRIES = 250_000
 
 
 class SequenceModel:
-    def __init__(self, bundle_dir: Path, backend: str = "auto", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        bundle_dir: Path,
+        backend: str = "auto",
+        threads: int | None = None,
+        drift_window: int = 5000,
+    ) -> None:
         from model.scorer import load_scorer
 
         # The ONNX and torch scorers also carry spec, T and thresholds beyond the protocol.
@@ -43,6 +49,9 @@ class SequenceModel:
         self._used = 1
         # Called with (batch size, seconds) after every model call: the worker's metrics.
         self.on_batch: Callable[[int, float], None] | None = None
+        # Recent decisions against the training data's distributions; None for bundles
+        # built before references were recorded.
+        self.drift = _drift_window(self.scorer, drift_window)
 
     def _read_churn(self, bundle_dir: Path) -> None:
         """The churn time scales the bundle was built for (older bundles: the defaults),
@@ -130,7 +139,11 @@ class SequenceModel:
 
     def score(self, windows: list[list[Row]]) -> dict[str, Any]:
         """Probabilities per kind for each window (oldest first, decision event last)."""
-        return self.run(*self.encode(windows))
+        cat, num, mask = self.encode(windows)
+        out = self.run(cat, num, mask)
+        if self.drift is not None:
+            self.drift.observe(cat, num, out)
+        return out
 
     def idle_scores(self, windows: list[list[Row]], now_ms: int, batch: int) -> list[float]:
         """Churn probabilities of users' recent events as of ``now_ms`` (after them all),
@@ -139,6 +152,8 @@ class SequenceModel:
         for lo in range(0, len(windows), batch):
             probs = self.run(*self.encode(windows[lo : lo + batch], now_ms))["churn"]
             out.extend(float(p) for p in probs)
+        if self.drift is not None:
+            self.drift.observe_idle(out)
         return out
 
     def threshold(self, kind: str) -> float | None:
@@ -169,3 +184,11 @@ class SequenceModel:
         events.sort(key=lambda e: -e[1])
         features.sort(key=lambda f: -f[1])
         return events, features
+
+
+def _drift_window(scorer: Any, size: int) -> Any:
+    from model.drift import DriftWindow
+
+    bundle = getattr(scorer, "bundle", None)
+    ref = bundle.manifest.get("drift_reference") if bundle is not None else None
+    return DriftWindow(ref, scorer.spec, size) if ref else None

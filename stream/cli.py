@@ -10,9 +10,11 @@ from pathlib import Path
 from model.cli import register as register_model
 from stream import __version__
 from stream.core.cliutil import EXIT_INTERRUPTED, CommandError, add_option, fail
+from stream.local.feedback_cli import register as register_feedback
 from stream.offline.backtest import register as register_backtest
 from stream.offline.evaluate import register as register_evaluate
 from stream.offline.report import register as register_report
+from stream.offline.retrain import register as register_retrain
 from stream.simulate.cli import register as register_simulate
 
 
@@ -125,6 +127,7 @@ def _register_alerts(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
         help="one readable, coloured line per alert (default on a terminal; JSON otherwise)",
     )
     p.set_defaults(func=_alerts_tail)
+    register_feedback(actions)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -159,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_backtest(sub)
     register_evaluate(sub)
     register_report(sub)
+    register_retrain(sub)
     register_model(sub)  # build, and bench model
     return parser
 

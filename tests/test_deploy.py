@@ -53,7 +53,7 @@ def worker_exports() -> set[str]:
 @needs_promtool
 def test_promtool_accepts_the_scrape_config_and_rules() -> None:
     assert "SUCCESS" in promtool("check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
-    assert "SUCCESS: 7 rules found" in promtool("check", "rules", str(RULES))
+    assert "SUCCESS: 9 rules found" in promtool("check", "rules", str(RULES))
 
 
 @needs_promtool

@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+from collections.abc import Callable
 from typing import Annotated, Any, Final, Literal, get_args
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from stream.core.timeutil import parse_ts
 
@@ -42,6 +50,11 @@ EVENT_TYPES: Final[tuple[str, ...]] = get_args(EventType)
 DECISION_TYPES: Final[frozenset[str]] = frozenset(
     {"checkout", "payment", "purchase", "login", "account_update", "review"}
 )
+
+# The identifying fields, kept only as keyed pseudonyms (stream.core.privacy): a device id,
+# an IP address or an instrument token in, a pseudonym out, given the field's name.
+PSEUDONYMISED: Final[tuple[str, ...]] = ("device_id", "ip", "instrument_id")
+Pseudonymise = Callable[[str, str], str]
 
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 OptStr = Annotated[str | None, Field(default=None, max_length=256)]
@@ -91,10 +104,15 @@ class Event(BaseModel):
 
     @field_validator("ip")
     @classmethod
-    def _ip(cls, value: str | None) -> str | None:
+    def _ip(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and not _is_ip(value):
             raise ValueError(f"{value[:64]!r} is not an IPv4 or IPv6 address")
-        return value
+        return _pseudonymised(value, info)
+
+    @field_validator("device_id", "instrument_id")
+    @classmethod
+    def _identifying(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return _pseudonymised(value, info)
 
     @field_validator("attrs")
     @classmethod
@@ -109,6 +127,14 @@ class Event(BaseModel):
         return value
 
 
+def _pseudonymised(value: str | None, info: ValidationInfo) -> str | None:
+    """The value, or its pseudonym when ``parse_event`` was given a ``Pseudonymise``."""
+    if value is None or info.context is None:
+        return value
+    pseudonymise: Pseudonymise = info.context
+    return pseudonymise(info.field_name or "", value)
+
+
 @functools.lru_cache(maxsize=65536)
 def _is_ip(value: str) -> bool:
     # Cached: a user's events repeat a few addresses, and parsing one costs more than the
@@ -120,8 +146,10 @@ def _is_ip(value: str) -> bool:
     return True
 
 
-def parse_event(raw: bytes | None) -> Event:
-    """Validate one Kafka message value; raise ``Rejected`` naming the offending field."""
+def parse_event(raw: bytes | None, pseudonymise: Pseudonymise | None = None) -> Event:
+    """Validate one Kafka message value; raise ``Rejected`` naming the offending field.
+    With ``pseudonymise`` (``stream.core.privacy``), the fields of ``PSEUDONYMISED`` come
+    out as pseudonyms of their validated values."""
     if raw is None:
         raise Rejected("empty", "value: message has no value (tombstone)")
     if len(raw) > MAX_MESSAGE_BYTES:
@@ -133,7 +161,7 @@ def parse_event(raw: bytes | None) -> Event:
     except UnicodeDecodeError as exc:
         raise Rejected("not_utf8", f"value: not valid UTF-8 at byte {exc.start}") from None
     try:
-        return Event.model_validate_json(raw)
+        return Event.model_validate_json(raw, context=pseudonymise)
     except ValidationError as exc:
         raise _rejection(exc) from None
 

@@ -7,7 +7,8 @@ offset, states come through ``States``, and the effects (alerts, dead letters, s
 records, watermarks, score rows, state changes) go back to the caller, which delivers them.
 
 - ``UserPipeline.run``: parse and validate each record (bad ones become dead letters that
-  name the field), check the key, refuse events dated too far ahead
+  name the field), pseudonymise its device id, IP and instrument (``stream.core.privacy``),
+  check the key, refuse events dated too far ahead
   (``stream.core.event_time``), tick the partition's churn clock, add the event to the
   user's window (duplicates change nothing, late events are refused), judge decision events
   with the rules or defer them to one model call for the whole batch, decided in event
@@ -29,6 +30,7 @@ from stream.core.alerts import RULES_MODEL_VERSION, Detection
 from stream.core.errors import Action, as_rejection, decide
 from stream.core.event_time import EventTimeGuard
 from stream.core.explain import user_evidence
+from stream.core.privacy import Pseudonymiser
 from stream.core.schema import Event, Rejected, parse_event
 from stream.core.state import (
     EID,
@@ -130,8 +132,11 @@ class UserPipeline:
         model_batch: int = 256,
         check_keys: bool = True,
         guard: EventTimeGuard | None = None,
+        pseudonyms: Pseudonymiser | None = None,
     ) -> None:
         self.cfg, self.churn, self.model_batch = cfg, churn, model_batch
+        # Device ids, IPs and instrument tokens become keyed hashes before anything keeps them.
+        self._pseudonymise = pseudonyms.pseudonym if pseudonyms is not None else None
         # Files carry no message keys; Kafka messages must be keyed by their user_id.
         self.check_keys = check_keys
         # Events dated too far ahead are refused before they move any clock or state.
@@ -174,7 +179,7 @@ class UserPipeline:
         pending: list[tuple[Record, PendingFraud]],
         fx: Effects,
     ) -> None:
-        event = parse_event(record.value)
+        event = parse_event(record.value, self._pseudonymise)
         key = event.user_id.encode()
         if self.check_keys and record.key != key:
             shown = record.key.decode("utf-8", "replace") if record.key is not None else None

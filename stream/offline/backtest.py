@@ -9,6 +9,7 @@ docs/contract.md, sections 3 and 4.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -23,6 +24,7 @@ from model.shipped import choose_bundle, describe
 from stream.core.alerts import Detection, to_alert
 from stream.core.cliutil import CommandError, add_option
 from stream.core.event_time import EventTimeGuard
+from stream.core.privacy import Pseudonymiser, PseudonymKeyError, load_key
 from stream.core.state import SellerState, UserState
 from stream.core.timeutil import format_ts, now_ms, parse_ts
 from stream.detect.churn import ChurnConfig
@@ -73,6 +75,7 @@ class Backtest:
         cfg: DetectorConfig | None = None,
         churn: ChurnConfig | None = None,
         model: Model | None = None,
+        pseudonyms: Pseudonymiser | None = None,
     ) -> None:
         cfg = cfg or DetectorConfig()
         self.model = model
@@ -80,7 +83,12 @@ class Backtest:
         # past event passes, one dated far ahead of now (and of the events before it) does not.
         guard = EventTimeGuard(wall_clock=now_ms)
         self.user_side = UserPipeline(
-            cfg, churn_for(model, churn), MODEL_BATCH, check_keys=False, guard=guard
+            cfg,
+            churn_for(model, churn),
+            MODEL_BATCH,
+            check_keys=False,
+            guard=guard,
+            pseudonyms=pseudonyms,
         )
         # Records come in event-time order: nothing waits for a watermark but the chunk's own.
         self.seller_side = SellerPipeline(cfg, sources=1, wait_ms=0)
@@ -169,6 +177,7 @@ def run_backtest(
     model: SequenceModel | None = None,
     churn: ChurnConfig | None = None,
     close_churn: bool = True,
+    pseudonyms: Pseudonymiser | None = None,
 ) -> BacktestStats:
     if not events.is_file():
         raise CommandError(f"{events}: no such file")
@@ -178,7 +187,9 @@ def run_backtest(
         open(scores_out, "wb") if scores_out else _Null() as scores,
         tempfile.TemporaryDirectory(prefix="fraudstream-backtest-") as tmpdir,
     ):
-        bt = Backtest(alerts, scores if scores_out else None, churn=churn, model=model)
+        bt = Backtest(
+            alerts, scores if scores_out else None, churn=churn, model=model, pseudonyms=pseudonyms
+        )
         chunk: list[bytes] = []
         for ts, _, _, line in iter_in_time_order(events, tmpdir):
             if until is not None and ts > until:
@@ -219,6 +230,16 @@ def _time_option(value: str | None, flag: str) -> int | None:
         raise CommandError(f"{flag}: {exc}") from None
 
 
+def _pseudonymiser(key_file: str | None) -> Pseudonymiser:
+    """As the worker's: the configured key, else one for this run alone (alert ids and
+    verdicts do not depend on it, only the pseudonyms that reasons quote)."""
+    secret = os.environ.get("FRAUDSTREAM_PSEUDONYM_KEY")
+    try:
+        return Pseudonymiser(load_key(secret, Path(key_file) if key_file else None, None))
+    except PseudonymKeyError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     until = _time_option(args.until, "--until")
     since = _time_option(args.since, "--since")
@@ -230,8 +251,11 @@ def _run(args: argparse.Namespace) -> int:
     model = SequenceModel(bundle, args.backend) if bundle is not None else None
     churn = ChurnConfig(budget_per_1000=args.churn_budget_per_1000 or None)
     outputs = (Path(args.alerts_out), Path(args.scores_out) if args.scores_out else None)
+    pseudonyms = _pseudonymiser(args.pseudonym_key_file)
     if args.from_topic is None:
-        stats = run_backtest(Path(args.events), *outputs, until, model, churn)
+        stats = run_backtest(
+            Path(args.events), *outputs, until, model, churn, pseudonyms=pseudonyms
+        )
     else:
         from stream.offline.topic_history import export_topic
         from stream.runtime.settings import Settings
@@ -242,7 +266,7 @@ def _run(args: argparse.Namespace) -> int:
             export_topic(settings.broker, args.from_topic, events, since, until,
                          settings.kafka_client_config())  # fmt: skip
             # The range is chosen by Kafka timestamps; event time ends with the last event.
-            stats = run_backtest(events, *outputs, None, model, churn)
+            stats = run_backtest(events, *outputs, None, model, churn, pseudonyms=pseudonyms)
     print(f"fraudstream backtest: scored with {describe(bundle)}", file=sys.stderr)
     print(orjson.dumps(asdict(stats)).decode())
     if stats.rejected:
@@ -278,4 +302,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "worker shares its budget out per input partition, the backtest has one)",
     )  # fmt: skip
     add_option(p, "--backend", default="auto", help="model backend: auto, onnx, torch, ...")
+    add_option(
+        p,
+        "--pseudonym-key-file",
+        help="file holding the key that pseudonymises device ids, IPs and instruments, as the "
+        "worker's (FRAUDSTREAM_PSEUDONYM_KEY gives the key itself; default: a key for this run)",
+    )
     p.set_defaults(func=_run)

@@ -63,6 +63,7 @@ class UserSide:
             churn_for(slot.model, settings.churn_config()),
             settings.model_batch_max,
             guard=settings.event_time_guard(),
+            pseudonyms=settings.pseudonymiser(),
         )
         self._processed = {o: metrics.processed.labels(o) for o in ("added", "duplicate")}
 

@@ -23,12 +23,13 @@ from stream.runtime.driver import seek_guard, versions
 from stream.runtime.driver.bulk_take import take_batches
 from stream.runtime.driver.commit_hook import before_commit
 from stream.runtime.driver.tables import CoalescedTable
+from stream.runtime.feedback_keeper import FeedbackKeeper
 from stream.runtime.metrics import Metrics
 from stream.runtime.model_slot import ModelSlot
 from stream.runtime.security import faust_app_kwargs
 from stream.runtime.settings import Settings
 from stream.runtime.sinks import Sinks
-from stream.runtime.topics import BY_SELLER, EVENTS
+from stream.runtime.topics import BY_SELLER, DEAD_LETTERS, EVENTS, FEEDBACK
 from stream.runtime.views import add_monitoring, add_views
 
 __all__ = ["EXIT_CRASH", "build_app"]
@@ -52,6 +53,8 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     user_side = UserSide(settings, metrics, slot, sinks, users)
     seller_side = SellerSide(settings, metrics, slot, sinks, sellers, partitions)
     batch_max, batch_wait = settings.batch_max, settings.batch_wait_ms / 1000.0
+    feedback = app.topic(settings.topic(FEEDBACK), **raw)
+    keeper = FeedbackKeeper(settings.data_dir, metrics, sinks.out, settings.topic(DEAD_LETTERS))
 
     @app.agent(events, name="fraudstream.events")
     async def user_agent(stream: Any) -> None:
@@ -67,6 +70,13 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
         async for batch in take_batches(stream, batch_max, batch_wait):
             seller_side.handle(batch)
 
+    @app.agent(feedback, name="fraudstream.feedback")
+    async def feedback_agent(stream: Any) -> None:
+        async for event in stream.events():  # a few verdicts a minute: one at a time
+            with exit_on_crash():
+                msg = event.message
+                keeper.handle(event.key, event.value, msg.topic, msg.partition, msg.offset)
+
     @app.timer(0.05)  # type: ignore[untyped-decorator]
     async def finish_waiting() -> None:
         """Watermarks not yet announced, seller records whose wait is over, and batches
@@ -79,6 +89,7 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
 
     async def flush_before_commit() -> None:
         with exit_on_crash():
+            keeper.flush()
             await sinks.flush([users, sellers])
 
     before_commit(app, flush_before_commit)
@@ -86,6 +97,8 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     if settings.model is not None and settings.model_reload_seconds > 0:
         # Between micro-batches (one event loop): no batch sees two models.
         app.timer(settings.model_reload_seconds)(slot.reload_if_changed)
+    if settings.model is not None:
+        app.timer(settings.drift_seconds)(slot.export_drift)
 
     async def on_revoked(sender: Any, revoked: Any, *args: Any, **kwargs: Any) -> None:
         users.forget()

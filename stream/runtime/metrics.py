@@ -50,6 +50,27 @@ class Metrics:
         self.alerts = Counter("fraudstream_alerts_emitted", "Alerts emitted", ["kind"], registry=r)
         for kind in ALERT_KINDS:  # series exist at 0 from the start, so rates and rules see them
             self.alerts.labels(kind)
+        self.feedback = Counter(
+            "fraudstream_feedback",
+            "Analyst verdicts kept from the feedback topic",
+            ["kind", "verdict"],
+            registry=r,
+        )
+        # Drift (model.drift): set every drift_seconds; absent until enough decisions, and
+        # for bundles without reference distributions.
+        self.feature_psi = Gauge(
+            "fraudstream_feature_psi",
+            "Population stability index of decision features against the bundle's training "
+            "data, per feature group, over the latest decisions",
+            ["group"],
+            registry=r,
+        )
+        self.score_psi = Gauge(
+            "fraudstream_score_psi",
+            "Population stability index of scores against the bundle's validation scores",
+            ["kind"],
+            registry=r,
+        )
         self.event_to_alert = Histogram(
             "fraudstream_event_to_alert_latency_seconds",
             "From the event's append to Kafka to its alert's delivery",

@@ -40,7 +40,8 @@ class ModelSlot:
         self._install(self._load(settings.model))
 
     def _load(self, path: Path) -> SequenceModel:
-        return SequenceModel(path, self.settings.model_backend, self.settings.model_threads)
+        s = self.settings
+        return SequenceModel(path, s.model_backend, s.model_threads, s.drift_window)
 
     @property
     def version(self) -> str:
@@ -63,6 +64,15 @@ class ModelSlot:
 
         model.on_batch = observe
         old, self.model = self.model, model
+        self.metrics.feature_psi.clear()  # the old bundle's figures say nothing of this one
+        self.metrics.score_psi.clear()
+        if model.drift is None:
+            log.warning(
+                "model bundle %s version %s records no reference distributions (built "
+                "before they were): no drift gauges",
+                self.settings.model,
+                model.version,
+            )
         self.metrics.set_model(model.version, model.backend, configured=True)
         log.warning(
             "model bundle %s version %s on %s%s scores %s; the rules score %s; churn: %s, "
@@ -76,6 +86,16 @@ class ModelSlot:
             "model" if "churn" in model.kinds else "BG/NBD" if model.churn_btyd else "rules",
             model.churn_horizon_days,
         )
+
+    async def export_drift(self) -> None:
+        """The drift gauges from the model's window of recent decisions."""
+        drift = self.model.drift if self.model is not None else None
+        if drift is None:
+            return
+        for group, value in drift.feature_psi().items():
+            self.metrics.feature_psi.labels(group).set(value)
+        for kind, value in drift.score_psi().items():
+            self.metrics.score_psi.labels(kind).set(value)
 
     async def reload_if_changed(self) -> None:
         from model.bundle import bundle_version

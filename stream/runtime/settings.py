@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.core.event_time import DEFAULT_MAX_SKEW_MS, EventTimeGuard
+from stream.core.privacy import Pseudonymiser, load_key
 from stream.core.state import StateLimits
 from stream.core.timeutil import HOUR_MS, HOUR_S, now_ms
 from stream.detect.churn import ChurnConfig
@@ -42,6 +43,10 @@ class Settings(BaseSettings):
     # Freeze start-up objects out of the garbage collector's way and collect young objects
     # less often (stream.runtime.gc_pauses); off only to measure the difference.
     gc_settle: bool = True
+    # Drift gauges: the latest this many decisions against the bundle's reference
+    # distributions, recomputed every drift_seconds.
+    drift_window: int = Field(default=5000, ge=1)
+    drift_seconds: float = Field(default=15.0, gt=0)
     partitions: int = Field(default=8, ge=1)
     # Prepended to every topic name; empty in production, unique per test run.
     topic_prefix: str = ""
@@ -90,6 +95,10 @@ class Settings(BaseSettings):
     ssl_keyfile: Path | None = None
     ssl_key_password: SecretStr | None = None
     ssl_check_hostname: bool = True
+    # Device ids, IPs and instrument tokens are kept as HMAC-SHA256 pseudonyms under this
+    # secret (or the one in pseudonym_key_file); with neither, a key generated in data_dir.
+    pseudonym_key: SecretStr | None = None
+    pseudonym_key_file: Path | None = None
 
     @model_validator(mode="after")
     def _security_complete(self) -> Settings:
@@ -110,6 +119,10 @@ class Settings(BaseSettings):
 
     def event_time_guard(self) -> EventTimeGuard:
         return EventTimeGuard(self.max_skew_ms, now_ms if self.wall_clock_skew else None)
+
+    def pseudonymiser(self) -> Pseudonymiser:
+        secret = self.pseudonym_key.get_secret_value() if self.pseudonym_key else None
+        return Pseudonymiser(load_key(secret, self.pseudonym_key_file, self.data_dir))
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

@@ -15,6 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 EVENTS = "events"
 DEAD_LETTERS = "events.dlq"
 BY_SELLER = "events.by_seller"  # internal: purchases and reviews re-keyed by seller
+FEEDBACK = "feedback"  # analysts' verdicts on alerts (stream.core.feedback)
 TABLES = ("users", "sellers")  # the worker's RocksDB tables
 ALERT_TOPICS = {"fraud": "alerts.fraud", "brushing": "alerts.brushing", "churn": "alerts.churn"}
 

@@ -10,6 +10,8 @@ import faust
 
 from model.bundle import BundleError
 from model.shipped import describe
+from stream.core.cliutil import CommandError
+from stream.core.privacy import PseudonymKeyError
 from stream.runtime import gc_pauses
 from stream.runtime.app import build_app
 from stream.runtime.logs import logging_config
@@ -27,6 +29,7 @@ from stream.runtime.topics import (
     BY_SELLER,
     DEAD_LETTERS,
     EVENTS,
+    FEEDBACK,
     TABLES,
     changelog_topic,
     ensure_topics,
@@ -35,7 +38,8 @@ from stream.runtime.topics import (
 
 def prepare_topics(settings: Settings) -> int:
     """Create the contract's topics if missing; return the input topic's partition count."""
-    names = [settings.topic(n) for n in (EVENTS, DEAD_LETTERS, BY_SELLER, *ALERT_TOPICS.values())]
+    contract = (EVENTS, DEAD_LETTERS, BY_SELLER, FEEDBACK, *ALERT_TOPICS.values())
+    names = [settings.topic(n) for n in contract]
     security = settings.kafka_client_config()
     counts = ensure_topics(settings.broker, names, settings.partitions, client_config=security)
     events = counts[settings.topic(EVENTS)]
@@ -64,7 +68,16 @@ def preflight(settings: Settings) -> None:
     check_writable_dir(settings.data_dir)
     check_port_free(settings.web_host, settings.web_port)
     check_model_bundle(settings.model)
+    check_pseudonym_key(settings)
     probe_broker(settings.broker, settings.kafka_client_config())
+
+
+def check_pseudonym_key(settings: Settings) -> None:
+    """Read the configured key, or generate the kept one (warning once), before any state."""
+    try:
+        settings.pseudonymiser()
+    except PseudonymKeyError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def run_worker(settings: Settings) -> None:

@@ -12,6 +12,7 @@ import orjson
 from stream.core.cliutil import CommandError, add_option
 from stream.offline import replay
 from stream.simulate.config import PROFILES, SimConfig
+from stream.simulate.new_pattern import PatternConfig, add_new_pattern
 from stream.simulate.writer import generate_files
 
 _DEFAULTS = SimConfig()
@@ -92,6 +93,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="share of users who fade out and stop (default 0.06; rare: none, users leave "
         "after a visit instead)",
     )
+    add_option(
+        parser,
+        "--new-fraud-from-day",
+        type=int,
+        help="from this day on, a fraud pattern unseen before (gift-card cash-out, "
+        "stream/simulate/new_pattern.py)",
+    )
+    add_option(parser, "--new-fraud-cases", type=int, default=40, help="its cases")
     parser.set_defaults(func=run)
     replay.register(subparsers)
 
@@ -137,6 +146,12 @@ def run(args: argparse.Namespace) -> int:
         for path in (out, labels_out):
             path.parent.mkdir(parents=True, exist_ok=True)
         stats = generate_files(out, labels_out, config)
+        if args.new_fraud_from_day is not None:
+            pattern = PatternConfig(args.new_fraud_from_day, args.new_fraud_cases, seed=args.seed)
+            print(f"generate: new pattern {add_new_pattern(out, labels_out, pattern)}",
+                  file=sys.stderr)  # fmt: skip
+    except ValueError as exc:
+        raise CommandError(f"--new-fraud-from-day: {exc}") from None
     except OSError as exc:
         raise CommandError(f"cannot write {exc.filename or out}: {exc.strerror}") from None
     print(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import orjson
 import pytest
 
 from model.bundle import MANIFEST, load_bundle, write_bundle
+from model.drift import GROUPS
 from model.sequence_model import SequenceModel
 from stream.local.workerproc import WorkerProcess
 from stream.offline.backtest import run_backtest
@@ -62,6 +64,7 @@ def test_worker_swaps_bundles_between_batches(
     link = tmp_path / "current"
     link.symlink_to(bundle_a)
     monkeypatch.setenv("FRAUDSTREAM_MODEL_RELOAD_SECONDS", "0.5")
+    monkeypatch.setenv("FRAUDSTREAM_DRIFT_SECONDS", "0.5")
     worker = WorkerProcess(kafka_broker, tmp_path / "w", log_level="warn", model=link,
                            backend="onnx").start()  # fmt: skip
     try:
@@ -71,6 +74,7 @@ def test_worker_swaps_bundles_between_batches(
         worker.wait_metric("fraudstream_model_reloads_total", 1, timeout=30)
         replay_file(second, kafka_broker, worker.topic("events"))
         worker.wait_metric("fraudstream_events_consumed_total", len(lines), timeout=180)
+        drift = wait_drift(worker)
         info = str(worker.get("/metrics")[1])
         alerts = [
             orjson.loads(m.value())
@@ -79,6 +83,8 @@ def test_worker_swaps_bundles_between_batches(
     finally:
         worker.stop()
     assert f'version="{version_b}"' in info
+    # Drift of the bundle's own traffic, against its reference: every group present, stable.
+    assert set(drift) == set(GROUPS) and max(drift.values()) < 0.25, drift
     assert "fraudstream_model_reload_failures_total 0.0" in info
     ids = [a["alert_id"] for a in alerts]
     assert len(ids) == len(set(ids)), "an alert was emitted twice"
@@ -88,3 +94,16 @@ def test_worker_swaps_bundles_between_batches(
     for alert in alerts:
         wanted = version_b if alert["event_id"] in second_half else version_a
         assert alert["model_version"] == wanted
+
+
+def wait_drift(worker: WorkerProcess, timeout: float = 30) -> dict[str, float]:
+    """The feature drift gauges, once the worker has set them."""
+    deadline = time.monotonic() + timeout
+    found: dict[str, float] = {}
+    while time.monotonic() < deadline and len(found) < len(GROUPS):
+        for line in str(worker.get("/metrics")[1]).splitlines():
+            if line.startswith("fraudstream_feature_psi{"):
+                group = line.split('group="')[1].split('"')[0]
+                found[group] = float(line.rsplit(" ", 1)[1])
+        time.sleep(0.3)
+    return found

@@ -1,0 +1,225 @@
+"""``fraudstream retrain``: a challenger bundle from the recent history and the analysts'
+verdicts, promoted over the champion only when it is better.
+
+1. History: an events file, or a Kafka topic's retained events (``--from-topic``). The last
+   ``--holdout-days`` of event time are kept out of training.
+2. Labels: the labels files, with the verdicts kept by the worker (``--feedback``, its
+   ``feedback.jsonl``) applied: confirmed cases added, false positives removed.
+3. Challenger: ``fraudstream build`` with the champion's recipe on the history before the
+   holdout, its teacher starting from the champion's (fine-tuning; the older days of the
+   history are trained on again, so old patterns are not forgotten).
+4. Both bundles run the backtest over the whole history and are judged on the holdout
+   days (``stream.offline.holdout``): promoted only when the challenger's PR-AUC is better
+   and no alert precision is worse, by the bundle switch that hot reload follows.
+
+``--every 24h`` repeats it; ``--metrics-port`` serves the runs, promotions and both
+sides' scores for Prometheus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from stream.core.cliutil import CommandError, add_option
+from stream.core.feedback import Feedback, apply_to_labels, read_feedback
+from stream.core.timeutil import DAY_MS, format_ts
+from stream.offline.holdout import KINDS, Scorecard, Truth, score_bundle, verdict
+from stream.offline.replay import iter_in_time_order
+
+
+@dataclass(frozen=True)
+class RetrainJob:
+    events: Path
+    labels: list[Path]
+    feedback: list[Path]
+    champion: Path
+    holdout_days: float = 2.0
+    backend: str = "auto"
+
+
+class RetrainMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.runs = Counter("fraudstream_retrain_runs", "Retraining runs", registry=r)
+        self.promotions = Counter(
+            "fraudstream_retrain_promotions", "Challengers promoted over the champion", registry=r
+        )
+        self.pr_auc = Gauge(
+            "fraudstream_retrain_pr_auc", "PR-AUC on the holdout days", ["side", "kind"], registry=r
+        )
+        self.precision = Gauge(
+            "fraudstream_retrain_alert_precision",
+            "Alert precision on the holdout days",
+            ["side", "kind"],
+            registry=r,
+        )
+        self.seconds = Gauge("fraudstream_retrain_seconds", "Last run's duration", registry=r)
+
+    def record(self, report: dict[str, Any], sides: dict[str, Scorecard]) -> None:
+        self.runs.inc()
+        if report["promoted"]:
+            self.promotions.inc()
+        for side, card in sides.items():
+            for kind in KINDS:
+                for gauge, value in (
+                    (self.pr_auc, card.pr_auc),
+                    (self.precision, card.alert_precision),
+                ):
+                    if value.get(kind) is not None:
+                        gauge.labels(side, kind).set(value[kind] or 0.0)
+        self.seconds.set(report["seconds"]["total"])
+
+
+def merged_labels(labels: list[Path], feedback: list[Path]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for path in labels:
+        with open(path, "rb") as lines:
+            rows.extend(orjson.loads(line) for line in lines if line.strip())
+    verdicts: list[Feedback] = []
+    for path in feedback:
+        verdicts.extend(read_feedback(path))
+    return apply_to_labels(rows, verdicts)
+
+
+def split_history(events: Path, holdout_days: float, out: Path, tmp: str) -> int:
+    """Write the events before the holdout days to ``out``; return the cutoff (epoch ms)."""
+    ordered = list(iter_in_time_order(events, tmp))
+    if not ordered:
+        raise CommandError(f"{events}: no events")
+    cutoff = ordered[-1][0] - int(holdout_days * DAY_MS)
+    with open(out, "wb") as train:
+        for ts, _, _, line in ordered:
+            if ts < cutoff:
+                train.write(line.rstrip(b"\n") + b"\n")
+    return cutoff
+
+
+def retrain_once(job: RetrainJob, log: Any = print) -> tuple[dict[str, Any], dict[str, Scorecard]]:
+    from model.build import run_build
+    from model.bundle import BundleError, load_bundle, promote_bundle
+    from model.config import config_from_table
+
+    started = time.monotonic()
+    try:
+        champion = load_bundle(job.champion)
+    except BundleError as exc:
+        raise CommandError(str(exc)) from None
+    cfg = config_from_table({**champion.manifest["build_config"], "base": "default"})
+    labels = merged_labels(job.labels, job.feedback)
+    challenger_dir = job.champion.with_name(f".{job.champion.name}.challenger")
+    with tempfile.TemporaryDirectory(prefix="fraudstream-retrain-") as tmp:
+        history, labels_path = Path(tmp) / "history.jsonl", Path(tmp) / "labels.jsonl"
+        cutoff = split_history(job.events, job.holdout_days, history, tmp)
+        labels_path.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in labels))
+        built = time.monotonic()
+        try:
+            challenger, _ = run_build(
+                history, labels_path, challenger_dir, cfg, progress=False, log=log, init=champion
+            )
+        except ValueError as exc:
+            raise CommandError(f"challenger not built: {exc}") from None
+        build_s = time.monotonic() - built
+    truth = Truth.of(labels)
+    sides = {
+        "champion": score_bundle(job.events, job.champion, job.backend, cutoff, truth),
+        "challenger": score_bundle(job.events, challenger_dir, job.backend, cutoff, truth),
+    }
+    promoted, why = verdict(sides["champion"], sides["challenger"])
+    if promoted:
+        promote_bundle(challenger_dir, job.champion)
+    report = {
+        "promoted": promoted,
+        "why": why,
+        "champion_version": champion.version,
+        "challenger_version": challenger.version,
+        "holdout_from": format_ts(cutoff),
+        "labels": len(labels),
+        "champion": sides["champion"].to_json(),
+        "challenger": sides["challenger"].to_json(),
+        "seconds": {"build": round(build_s, 1), "total": round(time.monotonic() - started, 1)},
+    }
+    return report, sides
+
+
+def parse_every(text: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if match is None:
+        raise CommandError(f"--every: {text!r} is not a duration like 90s, 30m, 24h or 7d")
+    return float(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+
+
+def _job(args: argparse.Namespace, events: Path) -> RetrainJob:
+    for flag, paths in (("--labels", args.labels), ("--feedback", args.feedback or [])):
+        for p in paths:
+            if not Path(p).is_file():
+                raise CommandError(f"{flag} {p}: no such file")
+    return RetrainJob(
+        events, [Path(p) for p in args.labels], [Path(p) for p in args.feedback or []],
+        Path(args.model), args.holdout_days, args.backend,
+    )  # fmt: skip
+
+
+def _history(args: argparse.Namespace, tmp: str) -> Path:
+    if (args.events is None) == (args.from_topic is None):
+        raise CommandError("give either --events FILE or --from-topic TOPIC")
+    if args.events is not None:
+        if not Path(args.events).is_file():
+            raise CommandError(f"--events {args.events}: no such file")
+        return Path(args.events)
+    from stream.offline.topic_history import export_topic
+    from stream.runtime.settings import Settings
+
+    settings = Settings(**({"broker": args.broker} if args.broker else {}))
+    events = Path(tmp) / "events.jsonl"
+    export_topic(settings.broker, args.from_topic, events, None, None,
+                 settings.kafka_client_config())  # fmt: skip
+    return events
+
+
+def _run(args: argparse.Namespace) -> int:
+    every = parse_every(args.every) if args.every else None
+    metrics = RetrainMetrics()
+    if args.metrics_port is not None:
+        start_http_server(args.metrics_port, registry=metrics.registry)
+    while True:
+        with tempfile.TemporaryDirectory(prefix="fraudstream-history-") as tmp:
+            job = _job(args, _history(args, tmp))
+            report, sides = retrain_once(job, log=_quiet)
+        metrics.record(report, sides)
+        print(orjson.dumps(report).decode(), flush=True)
+        if every is None:
+            return 0
+        time.sleep(every)
+
+
+def _quiet(msg: str) -> None:
+    pass
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "retrain",
+        help="build a challenger from recent history and feedback; promote it if better",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_option(p, "--model", required=True, help="the champion bundle directory (or symlink)")
+    add_option(p, "--events", help="history: an events file")
+    add_option(p, "--from-topic", help="history: instead of --events, this topic's events")
+    add_option(p, "--broker", help="Kafka bootstrap HOST:PORT for --from-topic")
+    p.add_argument("--labels", action="append", required=True, help="labels file (repeatable)")
+    p.add_argument("--feedback", action="append", help="kept verdicts file (repeatable)")
+    add_option(p, "--holdout-days", type=float, default=2.0, help="latest days judged, not trained")
+    add_option(p, "--backend", default="auto", help="model backend for the comparison")
+    add_option(p, "--every", help="repeat at this interval (90s, 30m, 24h, 7d)")
+    add_option(p, "--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    p.set_defaults(func=_run)

@@ -18,6 +18,7 @@ from model.calibrate import ranking_metrics
 from model.dataset import build_corpus, encode
 from model.features import KINDS, FeatureSpec
 from model.scorer import OnnxScorer
+from stream.core.timeutil import DAY_MS
 
 TEST_PART = 2  # the day split's parts: train, validation, test
 
@@ -35,6 +36,7 @@ def reproduce_test_metrics(
         labels,
         spec,
         horizon_days=float(m.get("churn_horizon_days", cfg["churn_horizon_days"])),
+        interval_ms=int(m.get("churn_interval_ms", DAY_MS)),
         val_frac=float(cfg["val_frac"]),
         test_frac=float(cfg["test_frac"]),
     )

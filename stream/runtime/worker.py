@@ -68,8 +68,9 @@ def preflight(settings: Settings) -> None:
     check_writable_dir(settings.data_dir)
     check_port_free(settings.web_host, settings.web_port)
     check_model_bundle(settings.model)
-    check_pseudonym_key(settings)
     probe_broker(settings.broker, settings.kafka_client_config())
+    # Last: generating a key warns, and a start that fails keeps its one-line reason.
+    check_pseudonym_key(settings)
 
 
 def check_pseudonym_key(settings: Settings) -> None:

@@ -252,6 +252,21 @@ def _churn(
     right = [a for a in alerts if a["subject"]["id"] in churners
              and parse_ts(a["event_ts"]) >= churners[a["subject"]["id"]]]  # fmt: skip
     found = {a["subject"]["id"] for a in right}
+    last, flagged = churn_evaluations(rows, alerts, churners)
+    delays = [((ts - churners[u]) / 1000, 0) for u, ts in flagged.items()]
+    result: dict[str, Any] = _precision_recall(len(right), len(alerts), len(found), len(churners))
+    users = sorted(last)
+    truth = [gone(labels, u, last[u]["_ts"]) for u in users]
+    result["per_user"] = _ranking([last[u]["score"] for u in users], truth)
+    result["delay"] = {k: v for k, v in _delays(delays).items() if k != "median_events"}
+    return result
+
+
+def churn_evaluations(
+    rows: list[dict[str, Any]], alerts: list[dict[str, Any]], churners: dict[str, int]
+) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """Each user's last churn evaluation, and for each churner the time of the first
+    evaluation after their last activity that scored them at the alerts' threshold."""
     last: dict[str, dict[str, Any]] = {}
     flagged: dict[str, int] = {}
     threshold = min((a["threshold"] for a in alerts), default=None)
@@ -266,13 +281,7 @@ def _churn(
             and uid not in flagged
         ):
             flagged[uid] = r["_ts"]
-    delays = [((ts - churners[u]) / 1000, 0) for u, ts in flagged.items()]
-    result: dict[str, Any] = _precision_recall(len(right), len(alerts), len(found), len(churners))
-    users = sorted(last)
-    truth = [gone(labels, u, last[u]["_ts"]) for u in users]
-    result["per_user"] = _ranking([last[u]["score"] for u in users], truth)
-    result["delay"] = {k: v for k, v in _delays(delays).items() if k != "median_events"}
-    return result
+    return last, flagged
 
 
 def gone(labels: Labels, user: str, at_ms: int) -> bool:

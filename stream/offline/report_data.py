@@ -16,7 +16,7 @@ from typing import Any
 
 from stream.core.ranking import average_precision, pr_curve
 from stream.core.timeutil import parse_ts
-from stream.offline.evaluate import Labels, read_jsonl
+from stream.offline.evaluate import Labels, churn_evaluations, gone, read_jsonl
 
 KINDS = ("fraud", "brushing", "churn")
 
@@ -118,21 +118,10 @@ def _churn(
     activity to the evaluation that first scored the user at the alert threshold."""
     out.unit = "users (last evaluation)"
     churners = labels.churn_users
-    last: dict[str, dict[str, Any]] = {}
-    threshold = min((a["threshold"] for a in alerts), default=None)
-    flagged: dict[str, int] = {}
-    for r in sorted(rows, key=lambda r: r["_ts"]):
-        uid = r["subject"]["id"]
-        last[uid] = r
-        if (
-            threshold is not None
-            and r["score"] >= threshold
-            and r["_ts"] >= churners.get(uid, 2**62)
-        ):
-            flagged.setdefault(uid, r["_ts"])
+    last, flagged = churn_evaluations(rows, alerts, churners)
     users = sorted(last)
     out.scores = [last[u]["score"] for u in users]
-    out.labels = [u in churners for u in users]
+    out.labels = [gone(labels, u, last[u]["_ts"]) for u in users]  # as evaluate ranks them
     right = [
         a["subject"]["id"]
         for a in alerts

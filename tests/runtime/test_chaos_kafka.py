@@ -341,6 +341,7 @@ def test_failover_keeps_state_and_the_next_alert_cites_it(
             worker.stop()
 
 
+@pytest.mark.timeout(600)  # three workers, a restore and up to 300 s of waiting for state
 def test_rebalance_under_load(kafka_broker: str, tmp_path: Path) -> None:
     """Events flow steadily while a second and a third worker join and the third leaves:
     every event in exactly one user's state, once; every alert once."""

@@ -7,6 +7,7 @@ end, the table in docs/benchmarks.md ("Chaos tests").
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -87,6 +88,8 @@ class Feeder:
                                   "enable.idempotence": True, "linger.ms": 5})  # fmt: skip
         self.delivered: Counter[str] = Counter()
         self.payments: Counter[str] = Counter()  # delivered card-testing payments per user
+        # Where each delivered event landed, to name what a failing run is missing.
+        self.placed: dict[str, tuple[str, int, int]] = {}  # event id -> user, partition, offset
         self.errors: list[str] = []
         self._count = 0
         self._stop = threading.Event()
@@ -103,7 +106,9 @@ class Feeder:
         user = msg.key().decode()
         self.delivered[user] += 1
         self._count += 1
-        if orjson.loads(msg.value())["type"] == "payment":
+        event = orjson.loads(msg.value())
+        self.placed[event["event_id"]] = (user, msg.partition(), msg.offset())
+        if event["type"] == "payment":
             self.payments[user] += 1
 
     def _run(self) -> None:
@@ -166,6 +171,25 @@ def wait_in_state(
         todo = [u for u in todo if user_totals(workers, u) != [sent[u]]]
         time.sleep(1 if todo else 0)
     return {u: user_totals(workers, u) for u in sent}
+
+
+def missing_events(
+    workers: list[WorkerProcess], feeder: Feeder, found: dict[str, list[int]]
+) -> list[tuple[str, int, int]]:
+    """The events (id, partition, offset) sent for users whose state holds fewer than were
+    sent, and not in the window of the worker serving them: what a failing run lost."""
+    short = {u for u, totals in found.items() if sum(totals) < feeder.delivered[u]}
+    kept: set[str] = set()
+    for user in short:
+        for worker in workers:
+            status, state = worker.get(f"/users/{user}")
+            if status == 200:
+                kept.update(e["event_id"] for e in state["events"])
+    return sorted(
+        ((eid, partition, offset) for eid, (user, partition, offset) in feeder.placed.items()
+         if user in short and eid not in kept),
+        key=lambda m: (m[1], m[2]),
+    )  # fmt: skip
 
 
 def state_figures(sent: Counter[str], found: dict[str, list[int]]) -> dict[str, int]:
@@ -355,7 +379,7 @@ def test_rebalance_under_load(kafka_broker: str, tmp_path: Path) -> None:
     # ceil(partitions / workers), so with four a third worker would get none.
     workers = [
         WorkerProcess(kafka_broker, tmp_path / name, prefix=prefix, partitions=6,
-                      log_level="warn")
+                      log_level=os.environ.get("CHAOS_LOG_LEVEL", "warn"))
         for name in ("a", "b", "c")
     ]  # fmt: skip
     first, second, third = workers
@@ -394,6 +418,9 @@ def test_rebalance_under_load(kafka_broker: str, tmp_path: Path) -> None:
             "rebalances_seen_by_first": int(first.metric("fraudstream_rebalances_total")),
         }
         report("rebalance under load", **figures)
+        if figures["lost"]:
+            missing = missing_events(workers[:2], feeder, found)
+            print("missing (event id, partition, offset):", missing)
         assert_clean(figures, len(expected))
     finally:
         if feeder is not None:

@@ -1,6 +1,8 @@
-"""The consumer's seek to committed offsets: never-committed partitions start over, and
-no record is handed to a stream while the seek is in flight. The broker side of this is
-``test_kill_9_mid_stream_loses_no_state``; here the consumer's own decisions."""
+"""The consumer's seek to committed offsets: never-committed partitions start over, no
+record is handed to a stream while the seek is in flight, and changelog partitions being
+read go back to the last record recovery took. The broker side of this is
+``test_kill_9_mid_stream_loses_no_state`` and the chaos tests; here the consumer's own
+decisions."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ EVENTS_0 = TopicPartition("p.events", 0)
 EVENTS_1 = TopicPartition("p.events", 1)
 EVENTS_2 = TopicPartition("p.events", 2)
 CHANGELOG = TopicPartition("app-users-changelog", 0)
+CHANGELOG_1 = TopicPartition("app-users-changelog", 1)
+CHANGELOG_2 = TopicPartition("app-users-changelog", 2)
 
 
 class FakeThread:
@@ -25,6 +29,7 @@ class FakeThread:
         self.consumer, self.committed = consumer, committed
         self.to_beginning: list[Any] = []
         self.flow_during_seek: list[bool] = []
+        self.seeks: dict[Any, int] = {}
 
     async def seek_to_committed(self) -> dict[Any, int | None]:
         self.flow_during_seek.append(self.consumer.flow_active)
@@ -35,13 +40,36 @@ class FakeThread:
         self.flow_during_seek.append(self.consumer.flow_active)
         self.to_beginning.extend(partitions)
 
+    async def seek_wait(self, partitions: dict[Any, int]) -> None:
+        self.flow_during_seek.append(self.consumer.flow_active)
+        self.seeks.update(partitions)
 
-def consumer(committed: dict[Any, int | None], reset: str = "earliest") -> SeekGuardConsumer:
+
+def recovery(
+    standbys: dict[Any, int | None] | None = None,
+    actives: dict[Any, int | None] | None = None,
+    restoring: bool = False,
+) -> SimpleNamespace:
+    """Faust's recovery as the seek reads it: the changelog partitions it reads and the
+    offset of the last record it took from each (-1: none yet)."""
+    standbys, actives = standbys or {}, actives or {}
+    return SimpleNamespace(standby_tps=set(standbys), standby_offsets=dict(standbys),
+                           active_tps=set(actives), active_offsets=dict(actives),
+                           in_recovery=restoring)  # fmt: skip
+
+
+def consumer(
+    committed: dict[Any, int | None],
+    reset: str = "earliest",
+    reading: SimpleNamespace | None = None,
+) -> SeekGuardConsumer:
     c: Any = object.__new__(SeekGuardConsumer)  # no transport or app needed for seeking
     c.app = SimpleNamespace(
         conf=SimpleNamespace(consumer_auto_offset_reset=reset),
-        tables=SimpleNamespace(changelog_topics={CHANGELOG.topic}),
+        tables=SimpleNamespace(changelog_topics={CHANGELOG.topic}, recovery=reading or recovery()),
     )
+    assigned = set(committed) | set(c.app.tables.recovery.standby_tps)
+    c.assignment = lambda: assigned
     c.flow_active = True
     c.can_resume_flow, c.suspend_flow = asyncio.Event(), asyncio.Event()
     c._read_offset, c._committed_offset = {}, {}
@@ -73,3 +101,30 @@ def test_flow_stops_for_the_seek_and_comes_back_only_if_it_was_on() -> None:
     stopped.stop_flow()  # a rebalance stopped it: the seek must not restart it
     asyncio.run(stopped.perform_seek())
     assert not stopped.flow_active
+
+
+def test_standby_changelogs_go_back_to_the_last_record_recovery_took() -> None:
+    """Stopping the flow drops records the fetch loop holds, changelog records too, and
+    nothing else fetches those again: a standby would keep a hole."""
+    c = consumer({EVENTS_0: 5}, reading=recovery(standbys={CHANGELOG: 170, CHANGELOG_1: -1}))
+    asyncio.run(c.perform_seek())
+    assert c._thread.seeks == {CHANGELOG: 170, CHANGELOG_1: 0}
+    assert c._thread.flow_during_seek == [False, False]  # before any record flows again
+
+
+def test_active_changelogs_go_back_only_while_they_are_restored() -> None:
+    actives = {CHANGELOG_2: 40}
+    done = consumer({EVENTS_0: 5, CHANGELOG_2: None}, reading=recovery(actives=actives))
+    asyncio.run(done.perform_seek())
+    assert done._thread.seeks == {}  # restored: recovery has paused and left them
+    restoring = recovery(actives=actives, restoring=True)
+    busy = consumer({EVENTS_0: 5, CHANGELOG_2: None}, reading=restoring)
+    asyncio.run(busy.perform_seek())
+    assert busy._thread.seeks == {CHANGELOG_2: 40}
+
+
+def test_changelogs_no_longer_assigned_are_left_alone() -> None:
+    c = consumer({EVENTS_0: 5}, reading=recovery(standbys={CHANGELOG: 9}))
+    c.assignment = lambda: {EVENTS_0}  # type: ignore[method-assign]
+    asyncio.run(c.perform_seek())
+    assert c._thread.seeks == {}

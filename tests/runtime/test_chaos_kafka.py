@@ -2,7 +2,9 @@
 partition moves with its state, workers joining and leaving under load.
 
 Each test prints its figures (``pytest -s``); the module prints them as one table at the
-end, the table in docs/benchmarks.md ("Chaos tests").
+end, the table in docs/benchmarks.md ("Chaos tests"). A failing rebalance run names the
+missing events' partitions and offsets; ``FRAUDSTREAM_TEST_LOG_LEVEL=info`` keeps the
+workers' rebalance and recovery logs (``<tmp>/<worker>/worker.log``) to go with them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 CONSUMED = "fraudstream_events_consumed_total"
 BROWSING = ("page_view", "item_view", "search")
 BURST_EVERY = 150  # a card-testing burst starts every this many events
+QUIET_S = 10.0  # seconds without consumption after which the workers are taken as idle
 FIGURES: list[dict[str, Any]] = []
 COLUMNS = ("test", "events_sent", "events_in_state", "lost", "counted_twice", "alerts",
            "duplicate_alert_ids", "recovery_s")  # fmt: skip
@@ -162,9 +165,15 @@ def wait_in_state(
     """Every user's totals, once each user's state holds what was sent (or the timeout):
     users already complete are not asked again until one last pass over everyone."""
     deadline = time.monotonic() + timeout
-    while sum(w.metric(CONSUMED) for w in workers) < sum(sent.values()):
-        if time.monotonic() > deadline:
+    # First until the workers have consumed as many events as were sent, or consume no
+    # more for a while: events a worker handled before it left are not consumed again.
+    total, last, moved = sum(sent.values()), -1.0, time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - moved < QUIET_S:
+        now = sum(w.metric(CONSUMED) for w in workers)
+        if now >= total:
             break
+        if now != last:
+            last, moved = now, time.monotonic()
         time.sleep(1)
     todo = list(sent)
     while todo and time.monotonic() < deadline:
@@ -366,11 +375,6 @@ def test_failover_keeps_state_and_the_next_alert_cites_it(
 
 
 @pytest.mark.timeout(600)  # three workers, a restore and up to 300 s of waiting for state
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug: a few events (1-47 of ~2,400) can be missing from every worker's state "
-    "after a worker leaves under load; they stay missing after 300 s",
-)
 def test_rebalance_under_load(kafka_broker: str, tmp_path: Path) -> None:
     """Events flow steadily while a second and a third worker join and the third leaves:
     every event in exactly one user's state, once; every alert once."""
@@ -379,7 +383,7 @@ def test_rebalance_under_load(kafka_broker: str, tmp_path: Path) -> None:
     # ceil(partitions / workers), so with four a third worker would get none.
     workers = [
         WorkerProcess(kafka_broker, tmp_path / name, prefix=prefix, partitions=6,
-                      log_level=os.environ.get("CHAOS_LOG_LEVEL", "warn"))
+                      log_level=os.environ.get("FRAUDSTREAM_TEST_LOG_LEVEL", "warn"))
         for name in ("a", "b", "c")
     ]  # fmt: skip
     first, second, third = workers

@@ -115,7 +115,7 @@ def test_the_stream_scores_with_the_bundles_habits_model() -> None:
         ("bad", state_of(visit("bad", 0, bought=False))),
     ]
     now = T0 + 20 * DAY_MS
-    verdicts = churn_verdicts(users, now, ChurnConfig(), Bundle(model))  # type: ignore[arg-type]
+    verdicts = churn_verdicts(users, now, ChurnConfig(), Bundle(model))
     by = {v.user_id: v for v in verdicts}
     assert by["bad"].score > by["good"].score
     assert by["bad"].score == pytest.approx(model.score(users[1][1], now, 90.0))

@@ -448,6 +448,10 @@ def _manifest(
     kinds = {k: {"source": "model" if why[k] == TRAINED else "rules", "why": why[k]} for k in KINDS}
     if churn is not None and churn[1] == "btyd":  # the stream runs BG/NBD with these
         kinds["churn"].update(source="btyd", btyd=churn[2]["btyd"], threshold=churn[2]["threshold"])
+    if churn is not None and churn[1] == "habits":  # or the habits model
+        kinds["churn"].update(
+            source="habits", habits=churn[2]["habits"], threshold=churn[2]["threshold"]
+        )
     return {
         "feature_spec": spec.to_json(),
         "T": cfg.T,

@@ -176,6 +176,8 @@ class Corpus:
     examples: Examples
     split: Split
     kinds: dict[str, bool]  # kind -> the labels file has labels of this kind
+    # user index -> the last activity of a labelled churner (who never came back after it)
+    churned_at: dict[int, int] = field(default_factory=dict)
 
 
 def _targets(evs: list[dict[str, Any]], labels: Labels) -> Iterator[tuple[int, list[float]]]:
@@ -290,7 +292,10 @@ def build_corpus(
     tables = [tokenize_events(users[uid], spec) for uid in user_ids]
     kinds = {k: labels.has(k) for k in KINDS}
     events = [users[uid] for uid in user_ids]
-    return Corpus(events_path, user_ids, tables, events, ex, split, kinds)
+    churned_at = {
+        u: labels.churn_users[uid] for u, uid in enumerate(user_ids) if uid in labels.churn_users
+    }
+    return Corpus(events_path, user_ids, tables, events, ex, split, kinds, churned_at)
 
 
 def encode(

@@ -60,6 +60,7 @@ class SequenceModel:
 
         from model.bundle import MANIFEST
         from stream.detect.btyd import BGNBD
+        from stream.detect.churn_habits import HabitModel
 
         m = json.loads((bundle_dir / MANIFEST).read_text(encoding="utf-8"))
         self.churn_horizon_days: float = float(m.get("churn_horizon_days", 30.0))
@@ -67,8 +68,13 @@ class SequenceModel:
         churn = m.get("kinds", {}).get("churn", {})
         self.churn_btyd: BGNBD | None = None
         self.churn_btyd_threshold: float | None = None
+        self.churn_habits: HabitModel | None = None
         if churn.get("source") == "btyd":
             self.churn_btyd = BGNBD.from_json(churn["btyd"])
+            self.churn_btyd_threshold = float(churn["threshold"])
+        if churn.get("source") == "habits":
+            self.churn_habits = HabitModel.from_json(churn["habits"])
+            self.churn_btyd = self.churn_habits.btyd  # its value at risk and first feature
             self.churn_btyd_threshold = float(churn["threshold"])
 
     def encode(self, windows: list[list[Row]], now_ms: int | None = None) -> tuple[Any, Any, Any]:

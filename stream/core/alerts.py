@@ -62,7 +62,7 @@ class Detection:
     # Filled from the subject's stored window by ``stream.core.explain``.
     evidence: tuple[EvidenceEvent, ...] = ()
     at_stake: float | None = None  # money the alert is about, where known
-    # Which detector scored it ("rules", "btyd", "model"; churn alerts say so), and the
+    # Which detector scored it ("rules", "btyd", "habits", "model"; churn alerts say so), and the
     # version to report when it is not the loaded bundle's (the rules' while they decide).
     detector: str | None = None
     model_version: str | None = None

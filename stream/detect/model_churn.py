@@ -1,5 +1,6 @@
 """Churn verdicts at a clock tick: every user with events is scored, by the sequence model,
-by BG/NBD with a bundle's fitted parameters, or by the rule (BG/NBD with prior ones), and
+by the habits model (``stream.detect.churn_habits``), by BG/NBD with a bundle's fitted
+parameters, or by the rule (BG/NBD with prior ones), and
 the tick's alert budget goes to the highest probability times value at risk.
 
 Verdicts alert through ``stream.detect.churn.churn_detection``: once per inactivity
@@ -26,6 +27,14 @@ from stream.detect.churn import (
     churn_score,
     value_at_risk,
 )
+from stream.detect.churn_habits import HabitModel
+
+HABITS = Scorer(
+    "habits",
+    None,
+    (Reason("habits.churn", "habits model: recency, frequency and the last weeks' visits, "
+            "baskets, refunds, declined payments and reviews"),),
+)  # fmt: skip
 
 
 class ChurnModel(Protocol):
@@ -80,11 +89,16 @@ def churn_verdicts(
     """Score every user in ``users`` that has events, as of ``now_ms``; decide alerts,
     at most ``allowance`` of them (None: no limit)."""
     cfg, params = bundle_churn(model, cfg)
+    habits: HabitModel | None = getattr(model, "churn_habits", None)
     scored = [(u, s) for u, s in users if s.events]
     threshold = model.threshold("churn") if model is not None else None
     if model is not None and threshold is not None:
         scores = model.idle_scores([s.events for _, s in scored], now_ms, batch)
         scorer = Scorer("model", None, ())
+    elif habits is not None:
+        scores = [habits.score(s, now_ms, cfg.horizon_days) for _, s in scored]
+        threshold = cfg.threshold
+        scorer = HABITS
     else:
         scores = [churn_score(s, now_ms, cfg, params) or 0.0 for _, s in scored]
         threshold = cfg.threshold

@@ -83,7 +83,13 @@ class ModelSlot:
             f" (replacing {old.version})" if old is not None else "",
             ", ".join(sorted(model.kinds)) or "nothing",
             ", ".join(sorted(KINDS - model.kinds)) or "nothing",
-            "model" if "churn" in model.kinds else "BG/NBD" if model.churn_btyd else "rules",
+            "model"
+            if "churn" in model.kinds
+            else "habits"
+            if getattr(model, "churn_habits", None)
+            else "BG/NBD"
+            if model.churn_btyd
+            else "rules",
             model.churn_horizon_days,
         )
 

@@ -1,7 +1,7 @@
 """Churn: users whose engagement decays until they stop, users who come once and never
 return, users who pause and return (the hard negatives), and in the rare-buyer profile
-users who leave for good after a visit. A churner's label is the time of their last
-event, known at the end."""
+users who leave for good after a visit, mostly after a bad one. A churner's label is the
+time of their last event, known at the end."""
 
 from __future__ import annotations
 
@@ -70,22 +70,43 @@ def late_joiners(ctx: Context, users: list[User]) -> None:
         user.active_from = rng.randint(1, cfg.days - 1)
 
 
+# Rare buyers leave after a bad visit with this probability (after a good one, with their
+# personal dropout): customers mostly leave over an experience that shows in what they do.
+LEAVE_AFTER_BAD = 0.6
+
+
 def rare_cohort(ctx: Context, users: list[User]) -> list[User]:
-    """The rare-buyer cohort: each user joins in the first eight weeks with a first visit,
-    and after every visit leaves for good with a personal probability (Beta(1, 3): a
-    quarter on average). ``dropped`` marks them churners as they leave."""
+    """The rare-buyer cohort: each user joins in the first eight weeks with a first visit.
+    Some visits go badly (a personal rate, Beta(1.5, 8): about one in six); after a good
+    visit a user leaves for good with a personal probability (Beta(1, 6): about one in
+    seven), after a bad one with ``LEAVE_AFTER_BAD``. ``dropped`` marks them churners as
+    they leave. So leaving is not a coin flip independent of behaviour: a leaver's last
+    visit was usually shallow, rarely bought, and what it bought came back refunded or
+    badly reviewed, as real leavers' last experiences are."""
     rng, cfg = ctx.rng, ctx.config
     for user in users:
         user.active_from = rng.randrange(min(56, cfg.days))
-        user.dropout = rng.betavariate(1.0, 3.0)
+        user.dropout = rng.betavariate(1.0, 6.0)
+        user.bad_rate = rng.betavariate(1.5, 8.0)
     return []
 
 
-def dropped(ctx: Context, user: User, day: int, visits: int) -> bool:
-    """Rare buyers: after ``visits`` visits on ``day``, does the user leave for good?"""
-    if not visits or user.dropout <= 0.0:
+def experience(ctx: Context, user: User, level: float) -> float:
+    """The engagement of one visit: ``level`` as it is outside the rare-buyer profile; a
+    rare buyer's bad visit is 0.1-0.5 (``behaviour.honest_session``: fewer views, rarely a
+    purchase, refunds and unhappy reviews of what it buys)."""
+    if ctx.config.profile != "rare" or user.bad_rate <= 0.0:
+        return level
+    return ctx.rng.uniform(0.1, 0.5) if ctx.rng.random() < user.bad_rate else level
+
+
+def dropped(ctx: Context, user: User, day: int, visits: int, bad: int = 0) -> bool:
+    """Rare buyers: after ``visits`` visits on ``day``, ``bad`` of them bad ones, does the
+    user leave for good?"""
+    if not visits or (user.dropout <= 0.0 and not bad):
         return False
-    if ctx.rng.random() >= 1.0 - (1.0 - user.dropout) ** visits:
+    stay = (1.0 - user.dropout) ** (visits - bad) * (1.0 - LEAVE_AFTER_BAD) ** bad
+    if ctx.rng.random() >= 1.0 - stay:
         return False
     user.role = CHURN
     user.stop_ms = ctx.day_start(day + 1)

@@ -52,9 +52,12 @@ class Engine:
             visits = ctx.poisson(user.rate * factor * level)
             if cfg.profile == "rare" and day == user.active_from:
                 visits = max(1, visits)  # a cohort member's first purchase visit
+            bad = 0
             for _ in range(visits):
-                behaviour.honest_session(ctx, user, ctx.session_start(day), day, level)
-            if churn.dropped(ctx, user, day, visits):
+                mood = churn.experience(ctx, user, level)
+                bad += mood < level
+                behaviour.honest_session(ctx, user, ctx.session_start(day), day, mood)
+            if churn.dropped(ctx, user, day, visits, bad):
                 self.churners.append(user)
         for seller in self.world.sellers:
             if rng.random() < cfg.flash_sale_rate:

@@ -133,7 +133,8 @@ class User:
     decay_start_ms: int = -1
     stop_ms: int = -1  # no activity from here on (churners)
     pause: tuple[int, int] = (-1, -1)  # days without activity (pausers)
-    dropout: float = 0.0  # rare buyers: chance of leaving for good after a visit
+    dropout: float = 0.0  # rare buyers: chance of leaving for good after a good visit
+    bad_rate: float = 0.0  # rare buyers: share of visits that go badly
     trip_until: int = -1
     trip_country: str = ""
     trip_prefix: Prefix = (0, 0)

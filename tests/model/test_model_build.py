@@ -79,16 +79,20 @@ def test_manifest_describes_the_build(built: tuple[Path, dict[str, Any]]) -> Non
         if worse:
             assert m["kinds"][k]["why"].startswith("the rules rank the validation days better")
     assert m["kinds"]["fraud"]["source"] == "model"
-    # Churn goes to the student only where it beats the rules, fitted BG/NBD and LightGBM.
+    # Churn goes to the student only where it beats the rules, fitted BG/NBD, the habits
+    # model and LightGBM; otherwise to the best on validation of those the stream can run.
     chosen = m["metrics"]["churn_selection"]
     pr = chosen["val_pr_auc"]
-    best = max(pr[w] for w in ("rules", "btyd", "lightgbm"))
-    assert (m["kinds"]["churn"]["source"] == "model") == (pr["student"] >= best)
-    if m["kinds"]["churn"]["source"] == "btyd":
-        assert m["kinds"]["churn"]["btyd"] == chosen["btyd"]
+    best = max(pr[w] for w in ("rules", "btyd", "habits", "lightgbm"))
+    source = m["kinds"]["churn"]["source"]
+    assert (source == "model") == (pr["student"] >= best)
+    if source != "model":
+        assert pr[source] == max(pr[w] for w in ("rules", "btyd", "habits"))
+    if source in ("btyd", "habits"):
+        assert m["kinds"]["churn"][source] == chosen[source]
         assert 0.0 <= m["kinds"]["churn"]["threshold"] <= 1.0
     overall = m["metrics"]["churn_by_history"]["overall"]
-    assert set(overall) == {"student", "rules", "btyd", "lightgbm", "recency"}
+    assert set(overall) == {"student", "rules", "btyd", "habits", "lightgbm", "recency"}
     assert overall["recency"]["n"] == overall["student"]["n"] > 0
     assert m["churn_horizon_days"] == 3.0 and m["churn_interval_ms"] == 86_400_000
     for k in KINDS:

@@ -207,6 +207,34 @@ def test_rare_buyers_buy_rarely_and_leave_for_good() -> None:
     assert all(last[u] == ts for u, ts in churners.items())
 
 
+def test_rare_buyers_mostly_leave_after_a_bad_visit() -> None:
+    """Leaving is not a coin flip: a leaver's last visit was more often one that viewed
+    little and bought nothing."""
+    cfg = SimConfig.rare_buyers(users=1500, seed=4)
+    sim = Simulation(cfg)
+    last_browse: dict[str, str] = {}  # user -> session of their last visit that browsed
+    bought: set[tuple[str, str]] = set()
+    views: Counter[tuple[str, str]] = Counter()
+    for e, _ in sim:
+        u, sid = e["user_id"], e.get("session_id", "")
+        if e["type"] == "item_view":
+            last_browse[u] = sid
+            views[u, sid] += 1
+        elif e["type"] == "purchase":
+            bought.add((u, sid))
+    churners = {lb["user_id"] for lb in sim.closing_labels() if lb["kind"] == "churn"}
+    stayers = set(last_browse) - churners
+
+    def no_buy(users: set[str]) -> float:
+        return sum((u, last_browse[u]) not in bought for u in users) / len(users)
+
+    def mean_views(users: set[str]) -> float:
+        return sum(views[u, last_browse[u]] for u in users) / len(users)
+
+    assert no_buy(churners) > no_buy(stayers) + 0.1
+    assert mean_views(churners) < 0.9 * mean_views(stayers)
+
+
 def test_churners_fade_before_they_stop(stats_data: Data) -> None:
     """Churners visit less often in the second half of their decay than before it."""
     sessions: dict[str, set[tuple[int, str]]] = defaultdict(set)

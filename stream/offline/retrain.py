@@ -263,7 +263,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_option(p, "--model", required=True, help="the champion bundle directory (or symlink)")
     add_option(p, "--events", help="history: an events file")
     add_option(p, "--from-topic", help="history: instead of --events, this topic's events")
-    add_option(p, "--broker", help="Kafka bootstrap HOST:PORT for --from-topic")
+    add_option(p, "--broker", help="Kafka bootstrap HOST:PORT for the topics")
     p.add_argument("--labels", action="append", required=True, help="labels file (repeatable)")
     p.add_argument("--feedback", action="append", help="kept verdicts file (repeatable)")
     add_option(p, "--feedback-topic", help="verdicts: this topic's retained records (feedback)")

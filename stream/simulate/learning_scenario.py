@@ -83,6 +83,8 @@ def measure(
     return {
         "new_pattern_recall": round(len(caught) / len(cases), 3) if cases else None,
         "new_pattern_cases": len(cases),
+        "new_pattern_top_score": _case_tops(scores, since_ms),
+        "fraud_threshold": model.threshold("fraud"),
         "old_pattern_recall": (round(len(old_caught) / len(old_users), 3) if old_users else None),
         "old_pattern_users": len(old_users),
         "old_pattern_precision": (
@@ -93,6 +95,21 @@ def measure(
         "feature_psi": {k: round(v, 3) for k, v in drift.feature_psi().items()} if drift else {},
         "score_psi": {k: round(v, 3) for k, v in drift.score_psi().items()} if drift else {},
     }
+
+
+def _case_tops(scores: list[dict[str, Any]], since_ms: int) -> dict[str, float] | None:
+    """Where the new pattern's cases score, against the alert threshold: each case's
+    highest fraud score on the days from ``since_ms``, their least, median and most."""
+    top: dict[str, float] = {}
+    for row in scores:
+        if row["event_id"].startswith(PREFIX) and parse_ts(row["ts"]) >= since_ms:
+            case = row["event_id"].split("-")[1]
+            top[case] = max(top.get(case, 0.0), float(row["score"]))
+    tops = sorted(top.values())
+    if not tops:
+        return None
+    return {"min": round(tops[0], 3), "median": round(tops[len(tops) // 2], 3),
+            "max": round(tops[-1], 3)}  # fmt: skip
 
 
 def run(

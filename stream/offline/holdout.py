@@ -161,12 +161,12 @@ def verdict(
     """Promote only when the challenger ranks better (mean PR-AUC over the kinds labelled
     on the holdout days) and no kind's judged alert precision is worse.
 
-    A kind's precision is compared when both sides have ``min_judged`` judged alerts. When
-    the champion has fewer it is not measurable and the kind is judged on PR-AUC alone: the
+    A kind's precision is compared when both sides have ``min_judged`` judged alerts. With
+    fewer on either side it is not measurable and the kind is judged on PR-AUC alone: the
     challenger's threshold was chosen at build for the recipe's alert precision on its own
-    validation days, and the holdout has too few verdicts to say otherwise. When only the
-    challenger has fewer (it stopped alerting on what the champion was judged on), the
-    champion stays: there is nothing to set against a measured precision."""
+    validation days, and the holdout has too few verdicts to say otherwise. One exception:
+    a challenger that raised no alert of a kind at all where the champion's were judged
+    stays out (it stopped detecting that kind, whatever its ranking)."""
     kinds = [
         k
         for k in KINDS
@@ -182,18 +182,18 @@ def verdict(
     for k in KINDS:
         n_old, n_new = champion.judged.get(k, 0), challenger.judged.get(k, 0)
         was, now = champion.alert_precision.get(k), challenger.alert_precision.get(k)
-        if n_old < min_judged:
+        if n_old >= min_judged and not challenger.alerts.get(k, 0):
+            return False, (
+                f"the challenger raised no {k} alert on the holdout days, where the "
+                f"champion's {n_old} judged alerts had precision {was or 0.0:.4f}"
+            )
+        if min(n_old, n_new) < min_judged:
             if champion.alerts.get(k, 0) or challenger.alerts.get(k, 0):
                 notes.append(
                     f"{k} alert precision not measurable (champion {n_old} judged alerts, "
                     f"challenger {n_new}; {min_judged} needed): judged on PR-AUC alone"
                 )
             continue
-        if n_new < min_judged:
-            return False, (
-                f"{k} alert precision not measurable for the challenger ({n_new} judged "
-                f"alerts, {min_judged} needed) against the champion's {was:.4f} on {n_old}"
-            )
         if (now or 0.0) < (was or 0.0):
             return False, (
                 f"{k} alert precision worse ({now or 0.0:.4f} on {n_new} judged alerts "

@@ -25,9 +25,9 @@ import argparse
 import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
@@ -37,6 +37,9 @@ from stream.core.feedback import Feedback, apply_to_labels, read_feedback, read_
 from stream.core.timeutil import DAY_MS, format_ts
 from stream.offline.holdout import KINDS, MIN_JUDGED, Scorecard, Truth, score_bundle, verdict
 from stream.offline.replay import iter_in_time_order
+
+if TYPE_CHECKING:
+    from model.config import BuildConfig
 
 
 @dataclass(frozen=True)
@@ -121,8 +124,9 @@ def topic_verdicts(
     return read_verdicts(copy, skip_invalid=True)
 
 
-def split_history(events: Path, holdout_days: float, out: Path, tmp: str) -> int:
-    """Write the events before the holdout days to ``out``; return the cutoff (epoch ms)."""
+def split_history(events: Path, holdout_days: float, out: Path, tmp: str) -> tuple[int, int]:
+    """Write the events before the holdout days to ``out``; return the first event's time
+    and the cutoff (epoch ms)."""
     ordered = list(iter_in_time_order(events, tmp))
     if not ordered:
         raise CommandError(f"{events}: no events")
@@ -131,7 +135,20 @@ def split_history(events: Path, holdout_days: float, out: Path, tmp: str) -> int
         for ts, _, _, line in ordered:
             if ts < cutoff:
                 train.write(line.rstrip(b"\n") + b"\n")
-    return cutoff
+    return ordered[0][0], cutoff
+
+
+def challenger_config(cfg: BuildConfig, first_ms: int, cutoff_ms: int) -> BuildConfig:
+    """The champion's recipe with the build's own test split cut to its minimum, one day.
+
+    A build keeps its latest days out of training (validation, then ``test_frac`` of the
+    days, 20% in the recipes) to judge itself. A retrain judges the challenger on its own
+    holdout days, and the days just before them are where a new pattern is: with 11 days of
+    history and the pattern from day 7, the recipe's split trained on one day of it and
+    tested on two, and the challenger ranked the pattern's cases well but under its alert
+    threshold. Validation (calibration, threshold) keeps the recipe's share."""
+    days = (cutoff_ms - 1) // DAY_MS - first_ms // DAY_MS + 1
+    return replace(cfg, test_frac=min(cfg.test_frac, 1.0 / max(days, 1)))
 
 
 def retrain_once(job: RetrainJob, log: Any = print) -> tuple[dict[str, Any], dict[str, Scorecard]]:
@@ -149,7 +166,8 @@ def retrain_once(job: RetrainJob, log: Any = print) -> tuple[dict[str, Any], dic
     challenger_dir = job.champion.with_name(f".{job.champion.name}.challenger")
     with tempfile.TemporaryDirectory(prefix="fraudstream-retrain-") as tmp:
         history, labels_path = Path(tmp) / "history.jsonl", Path(tmp) / "labels.jsonl"
-        cutoff = split_history(job.events, job.holdout_days, history, tmp)
+        first, cutoff = split_history(job.events, job.holdout_days, history, tmp)
+        cfg = challenger_config(cfg, first, cutoff)
         labels_path.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in labels))
         built = time.monotonic()
         try:

@@ -12,7 +12,7 @@ from model.bundle import bundle_version, load_bundle, promote_bundle, write_bund
 from stream.core.cliutil import CommandError
 from stream.core.feedback import Feedback
 from stream.offline.holdout import MIN_JUDGED, Scorecard, Truth, scorecard, verdict
-from stream.offline.retrain import merged_labels, parse_every
+from stream.offline.retrain import challenger_config, merged_labels, parse_every
 
 T = 1_795_000_000_000
 
@@ -40,15 +40,18 @@ def test_precision_not_measurable_below_the_minimum_of_judged_alerts() -> None:
         promoted, why = verdict(champion, card(0.6, 0.5))
         assert promoted and "fraud alert precision not measurable" in why, why
         assert "PR-AUC alone" in why
-    # The challenger stopped alerting (or was judged too little) against a measured champion.
-    for challenger in (card(0.7, None, judged=0, alerts=0), card(0.7, 1.0, judged=3)):
-        promoted, why = verdict(card(0.5, 0.8), challenger)
-        assert not promoted and "not measurable for the challenger" in why, why
+    # Or the challenger: it alerts, but few of its alerts were judged.
+    promoted, why = verdict(card(0.5, 0.8), card(0.7, 1.0, judged=3))
+    assert promoted and "(champion 20 judged alerts, challenger 3;" in why, why
+    # A challenger that stopped alerting against a measured champion stays out.
+    promoted, why = verdict(card(0.5, 0.8), card(0.7, None, judged=0, alerts=0))
+    assert not promoted and "raised no fraud alert" in why, why
     # Unjudged alerts weigh nothing: 20 judged of 300 raised is as good as 20 of 20.
     assert verdict(card(0.5, 0.9, alerts=20), card(0.6, 0.9, alerts=300))[0]
     # The minimum is the caller's.
     assert not verdict(card(0.5, 0.9, judged=5), card(0.6, 0.8), min_judged=5)[0]
     assert verdict(card(0.5, 0.9, judged=5), card(0.6, 0.8), min_judged=6)[0]
+    assert verdict(card(0.5, 0.9), card(0.6, 0.8, judged=5), min_judged=6)[0]
 
 
 def fb(verdict: str, at: int = T, kind: str = "fraud", **subject: str) -> Feedback:
@@ -125,6 +128,21 @@ def test_labels_with_verdicts(tmp_path: Path) -> None:
     merged, verdicts = merged_labels([labels], [feedback, feedback], extra)
     assert {x["event_id"] for x in merged} == {"c", "d"}
     assert len(verdicts) == 4  # the file given twice counts once
+
+
+def test_the_challenger_trains_on_all_but_one_day_before_its_holdout() -> None:
+    from model.config import PRESETS
+    from model.dataset import day_split
+    from stream.core.timeutil import DAY_MS
+
+    first, cutoff = 20_000 * DAY_MS, 20_011 * DAY_MS  # 11 days of history
+    cfg = challenger_config(PRESETS["tiny"], first, cutoff)
+    split = day_split(first, cutoff - 1, cfg.val_frac, cfg.test_frac)
+    assert split.train_end == first + 9 * DAY_MS and split.val_end == first + 10 * DAY_MS
+    assert cfg.val_frac == PRESETS["tiny"].val_frac
+    # The recipe's own split kept three days out.
+    recipe = day_split(first, cutoff - 1, PRESETS["tiny"].val_frac, PRESETS["tiny"].test_frac)
+    assert recipe.train_end == first + 8 * DAY_MS
 
 
 def test_every_takes_durations() -> None:

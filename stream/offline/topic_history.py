@@ -8,6 +8,7 @@ Nothing is committed: the export reads in a consumer group of its own.
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -117,14 +118,20 @@ def _copy(
     consumer.assign([TopicPartition(topic, p, first) for p, (first, _) in ranges.items()])
     remaining = {p: end for p, (_, end) in ranges.items()}
     count = 0
+    # consume() waits for a full batch or its timeout: short waits, so that a small topic
+    # (the feedback topic) is read in well under a second, and ``timeout`` without progress.
+    quiet_since = time.monotonic()
     with open(out, "wb") as f:
         while remaining:
-            batch: list[Any] = consumer.consume(1000, timeout)
+            batch: list[Any] = consumer.consume(1000, 0.5)
             if not batch:
+                if time.monotonic() - quiet_since < timeout:
+                    continue
                 missing = ", ".join(str(p) for p in sorted(remaining))
                 raise CommandError(
                     f"{flag} {topic}: partitions {missing} stopped short of their end"
                 )
+            quiet_since = time.monotonic()
             for msg in batch:
                 if msg.error() is not None:
                     raise KafkaException(msg.error())

@@ -190,3 +190,5 @@ def test_the_command_fails_in_one_line_naming_what_is_wrong(
     assert "--feedback" in capsys.readouterr().err
     assert main([*base, "--events", str(events)]) != 0
     assert "no manifest.json" in capsys.readouterr().err
+    assert main([*base, "--events", str(events), "--min-judged", "0"]) != 0
+    assert "--min-judged: 0 must be at least 1" in capsys.readouterr().err

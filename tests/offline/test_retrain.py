@@ -192,3 +192,18 @@ def test_the_command_fails_in_one_line_naming_what_is_wrong(
     assert "no manifest.json" in capsys.readouterr().err
     assert main([*base, "--events", str(events), "--min-judged", "0"]) != 0
     assert "--min-judged: 0 must be at least 1" in capsys.readouterr().err
+
+
+def test_metrics_carry_both_sides_and_the_judged_counts() -> None:
+    from prometheus_client import generate_latest
+
+    from stream.offline.retrain import RetrainMetrics
+
+    metrics = RetrainMetrics()
+    sides = {"champion": card(0.5, 0.8, judged=12, alerts=12), "challenger": card(0.6, 1.0, 10)}
+    metrics.record({"promoted": True, "seconds": {"total": 700.0}}, sides)
+    text = generate_latest(metrics.registry).decode()
+    assert 'fraudstream_retrain_judged_alerts{kind="fraud",side="champion"} 12.0' in text
+    assert 'fraudstream_retrain_judged_alerts{kind="fraud",side="challenger"} 10.0' in text
+    assert 'fraudstream_retrain_alert_precision{kind="fraud",side="challenger"} 1.0' in text
+    assert "fraudstream_retrain_promotions_total 1.0" in text

@@ -135,14 +135,28 @@ def _label_key(label: dict[str, Any]) -> tuple[Any, ...]:
 
 def read_feedback(path: Path) -> list[Feedback]:
     """A kept feedback file (``<data_dir>/feedback.jsonl``), one verdict per id."""
+    return read_verdicts(path, skip_invalid=False)[0]
+
+
+def read_verdicts(path: Path, skip_invalid: bool) -> tuple[list[Feedback], int]:
+    """Verdicts one per line, one kept per id, and how many lines were skipped as invalid.
+
+    A kept file holds only valid verdicts, so a bad line there is an error naming the
+    line. A copy of the ``feedback`` topic (``skip_invalid``) also holds what the worker
+    dead-lettered; those are skipped and counted."""
     kept: dict[str, Feedback] = {}
+    skipped = 0
     with open(path, "rb") as lines:
         for n, line in enumerate(lines, 1):
             if not line.strip():
+                skipped += skip_invalid  # a value holding a newline, copied as an empty line
                 continue
             try:
-                fb = parse_feedback(line)
+                fb = parse_feedback(line.rstrip(b"\n"))
             except Rejected as exc:
+                if skip_invalid:
+                    skipped += 1
+                    continue
                 raise ValueError(f"{path}:{n}: {exc.message}") from None
             kept[fb.id] = fb
-    return list(kept.values())
+    return list(kept.values()), skipped

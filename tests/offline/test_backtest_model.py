@@ -45,10 +45,11 @@ def test_model_scores_fraud_decisions(built: tuple[Path, Path], tmp_path: Path) 
             assert alert["reasons"][-1]["code"] == "model.score"
     # Fraud and brushing carry the bundle's version (the rules below its threshold are part of
     # its decision); churn alerts name their detector and carry the version only when the
-    # model scored them.
+    # bundle's fitted detector scored them (student, habits model or fitted BG/NBD), not the
+    # rules with their prior parameters.
     assert {a["model_version"] for a in alerts if a["kind"] != "churn"} == {model.version}
     for alert in (a for a in alerts if a["kind"] == "churn"):
-        assert (alert["model_version"] == model.version) == (alert["detector"] == "model")
+        assert (alert["model_version"] == model.version) == (alert["detector"] != "rules")
 
 
 def test_tampered_bundle_is_refused(

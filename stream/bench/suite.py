@@ -52,10 +52,12 @@ class Pinning:
     def describe(self) -> str:
         if self.worker is None:
             return "not pinned"
-        broker = "the broker" if self.broker_pinned else "the broker not pinned (given by --broker)"
+        measured = f"worker, pass-through agent and consumer loop on cpu {self.worker}"
+        if self.broker_pinned:
+            return f"{measured}; load generator and broker on cpu {self.others}"
         return (
-            f"worker, pass-through agent and consumer loop on cpu {self.worker}; "
-            f"load generator and {broker} on cpu {self.others}"
+            f"{measured}; load generator on cpu {self.others}; the broker not pinned "
+            "(given by --broker, not started by the benchmark)"
         )
 
 

@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
         help="instead: drain rate and GC pauses with and without GC settling, RUNS times each",
     )
     parser.add_argument("--cpus", help="with --gc-compare: pin the worker (taskset -c CPUS)")
+    parser.add_argument(
+        "--gc-baseline",
+        type=Path,
+        metavar="DIR",
+        help="with --gc-compare: against the worker of the checkout in DIR, not settling off",
+    )
     return parser
 
 
@@ -123,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def bench(bootstrap: str) -> dict[str, Any]:
         if plan is None:
-            return gc_compare(bootstrap, args.events, args.gc_compare, args.cpus, args.model)
+            return gc_compare(
+                bootstrap, args.events, args.gc_compare, args.cpus, args.model, args.gc_baseline
+            )
         return suite(bootstrap, plan, argv)
 
     if args.broker:

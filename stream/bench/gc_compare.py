@@ -1,5 +1,7 @@
-"""Garbage-collection pauses of the worker with and without GC settling, alternating runs
-(``python -m stream.bench --gc-compare RUNS``)."""
+"""Garbage-collection pauses of the worker in two configurations, alternating runs
+(``python -m stream.bench --gc-compare RUNS``): GC settling on and off, or, with
+``--gc-baseline DIR``, this code against the worker of another checkout (``DIR`` on the
+worker's ``PYTHONPATH``, e.g. an earlier commit's ``git archive``)."""
 
 from __future__ import annotations
 
@@ -12,20 +14,35 @@ from stream.bench.spread import spread_each
 
 
 def gc_compare(
-    bootstrap: str, events: int, runs: int, cpus: str | None, model: Path | None
+    bootstrap: str,
+    events: int,
+    runs: int,
+    cpus: str | None,
+    model: Path | None,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
-    """The worker draining ``events`` with start-up objects frozen and raised thresholds
-    (``FRAUDSTREAM_GC_SETTLE``, the default) and without, alternating, ``runs`` times each:
-    drain rate and garbage-collection pauses, medians and ranges."""
-    rows: dict[str, list[dict[str, float]]] = {"settled": [], "default_gc": []}
+    """The worker draining ``events`` in two configurations, alternating, ``runs`` times
+    each: drain rate and garbage-collection pauses, medians and ranges. Without
+    ``baseline``: GC settling (``FRAUDSTREAM_GC_SETTLE``, the default) on and off."""
+    variants: dict[str, dict[str, str]] = (
+        {
+            "settled": {"FRAUDSTREAM_GC_SETTLE": "true"},
+            "default_gc": {"FRAUDSTREAM_GC_SETTLE": "false"},
+        }
+        if baseline is None
+        else {"this_checkout": {}, "baseline": {"PYTHONPATH": str(baseline.resolve())}}
+    )
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory(prefix="fraudstream-bench-gc-") as tmp:
         for i in range(runs):
-            for name, settle_gc in (("settled", "true"), ("default_gc", "false")):
-                env = {"FRAUDSTREAM_GC_SETTLE": settle_gc}
+            for name, env in variants.items():
                 work = Path(tmp) / f"{name}-{i}"
                 worker, drained = worker_drain(bootstrap, work, events, model, env=env, cpus=cpus)
                 try:
                     rows[name].append({k: v for k, v in drained.items() if k != "events"})
                 finally:
                     worker.stop()
-    return {name: spread_each(values) for name, values in rows.items()} | {"runs": runs}
+    return {name: spread_each(values) for name, values in rows.items()} | {
+        "runs": runs,
+        "baseline": None if baseline is None else str(baseline),
+    }

@@ -146,18 +146,18 @@ def worker_drain(
     worker.start()
     load_events(bootstrap, worker.topic("events"), n)
     first, count = 0.0, 0.0
-    gc_before: GcBuckets = {}
+    before: GcSnapshot = ({}, {})
     while count < n:
         count = worker.metric("fraudstream_events_consumed_total")
         if count and not first:
             first = time.perf_counter()
-            gc_before = gc_buckets(worker)  # partitions assigned, events flowing
+            before = gc_snapshot(worker)  # partitions assigned, events flowing
         time.sleep(0.05)
     elapsed = time.perf_counter() - first
     # Let the seller side and the changelog catch up before anything else is timed.
     settle(worker)
     drained = {"events": count, "seconds": elapsed, "events_per_s": count / elapsed}
-    pauses = gc_during(gc_before, gc_buckets(worker))
+    pauses = gc_figures(before, gc_snapshot(worker))
     return worker, drained | {f"gc_{k}": v for k, v in pauses.items()}
 
 
@@ -239,16 +239,38 @@ def model_calls(worker: WorkerProcess) -> dict[str, float]:
 
 
 GcBuckets = dict[tuple[str, float], float]  # (generation, upper bound s) -> cumulative count
+GC_WALL, GC_CPU = "fraudstream_gc_pause_seconds", "fraudstream_gc_pause_cpu_seconds"
 
 
-def gc_buckets(worker: WorkerProcess) -> GcBuckets:
-    """The worker's ``fraudstream_gc_pause_seconds`` buckets as they stand."""
+def gc_buckets(worker: WorkerProcess, histogram: str = GC_WALL) -> GcBuckets:
+    """The worker's GC pause buckets (wall clock, or with ``GC_CPU`` the CPU time; empty
+    where the worker has no such histogram) as they stand."""
     out: GcBuckets = {}
     for family in text_string_to_metric_families(str(worker.get("/metrics")[1])):
         for sample in family.samples:
-            if sample.name == "fraudstream_gc_pause_seconds_bucket":
+            if sample.name == f"{histogram}_bucket":
                 out[sample.labels["generation"], float(sample.labels["le"])] = sample.value
     return out
+
+
+GcSnapshot = tuple[GcBuckets, GcBuckets]  # wall clock, CPU time
+
+
+def gc_snapshot(worker: WorkerProcess) -> GcSnapshot:
+    return gc_buckets(worker), gc_buckets(worker, GC_CPU)
+
+
+def gc_figures(before: GcSnapshot, after: GcSnapshot) -> dict[str, float]:
+    """``gc_during`` of the wall-clock pauses, and how many collections took over 10 ms of
+    CPU and the longest in CPU time (``cpu_``; absent where the worker does not time them)."""
+    figures = gc_during(before[0], after[0])
+    if after[1]:
+        cpu = gc_during(before[1], after[1])
+        figures |= {
+            "cpu_over_10ms": cpu["over_10ms"],
+            "cpu_longest_under_ms": cpu["longest_under_ms"],
+        }
+    return figures
 
 
 def gc_during(before: GcBuckets, after: GcBuckets) -> dict[str, float]:

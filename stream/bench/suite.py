@@ -25,8 +25,8 @@ from typing import Any
 
 from stream.bench.measure import (
     consumer_loop_process,
-    gc_buckets,
-    gc_during,
+    gc_figures,
+    gc_snapshot,
     latency,
     load_events,
     model_calls,
@@ -37,7 +37,14 @@ from stream.bench.spread import spread
 
 BASELINES = ("consumer_loop", "faust_passthrough")
 LATENCY_FIGURES = ("p50_ms", "p99_ms", "p999_ms", "max_ms")
-GC_FIGURES = ("collections", "full_collections", "over_10ms", "longest_under_ms")
+GC_FIGURES = (
+    "collections",
+    "full_collections",
+    "over_10ms",
+    "longest_under_ms",
+    "cpu_over_10ms",
+    "cpu_longest_under_ms",
+)
 
 
 @dataclass(frozen=True)
@@ -120,18 +127,18 @@ def _measure(bootstrap: str, plan: Plan, name: str, base: str, work: Path) -> di
     model = plan.model if name == "worker_model" else None
     worker, drained = worker_drain(bootstrap, work, plan.events, model, plan.backend, cpus=cpus)
     try:
-        before = gc_buckets(worker)
+        before = gc_snapshot(worker)
         rates = {
             str(int(rate)): latency(bootstrap, worker, rate, plan.seconds, seed=12 + k)
             for k, rate in enumerate(plan.rates)
         }
-        gc_drain = {f: drained.pop(f"gc_{f}") for f in GC_FIGURES}
+        gc_drain = {f: drained.pop(f"gc_{f}") for f in GC_FIGURES if f"gc_{f}" in drained}
         return {
             **_rounded(drained),
             **model_calls(worker),
             "latency": rates,
             "gc": gc_drain,
-            "gc_latency_runs": gc_during(before, gc_buckets(worker)),
+            "gc_latency_runs": gc_figures(before, gc_snapshot(worker)),
         }
     finally:
         worker.stop()
@@ -154,7 +161,9 @@ def summarise(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
     latencies = {w: _latency_summary(plan, rows, w) for w in workers}
     gc = {
         w: {
-            stretch: {f: spread(r[w][key][f] for r in rows) for f in GC_FIGURES}
+            stretch: {
+                f: spread(r[w][key][f] for r in rows) for f in GC_FIGURES if f in rows[0][w][key]
+            }
             for stretch, key in (("drain", "gc"), ("latency_runs", "gc_latency_runs"))
         }
         for w in workers

@@ -30,7 +30,7 @@ def gc_compare(
             "default_gc": {"FRAUDSTREAM_GC_SETTLE": "false"},
         }
         if baseline is None
-        else {"this_checkout": {}, "baseline": {"PYTHONPATH": str(baseline.resolve())}}
+        else {"this_checkout": {}, "earlier_checkout": {"PYTHONPATH": str(baseline.resolve())}}
     )
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory(prefix="fraudstream-bench-gc-") as tmp:
@@ -42,7 +42,6 @@ def gc_compare(
                     rows[name].append({k: v for k, v in drained.items() if k != "events"})
                 finally:
                     worker.stop()
-    return {name: spread_each(values) for name, values in rows.items()} | {
-        "runs": runs,
-        "baseline": None if baseline is None else str(baseline),
+    return {"runs": runs, "earlier_checkout_path": None if baseline is None else str(baseline)} | {
+        name: spread_each(values) for name, values in rows.items()
     }

@@ -1,7 +1,7 @@
 """Garbage-collection pauses of the worker in two configurations, alternating runs
 (``python -m stream.bench --gc-compare RUNS``): GC settling on and off, or, with
-``--gc-baseline DIR``, this code against the worker of another checkout (``DIR`` on the
-worker's ``PYTHONPATH``, e.g. an earlier commit's ``git archive``)."""
+``--gc-baseline DIR``, this code against the worker of another checkout (run from ``DIR``,
+e.g. an earlier commit's ``git archive``)."""
 
 from __future__ import annotations
 
@@ -24,20 +24,26 @@ def gc_compare(
     """The worker draining ``events`` in two configurations, alternating, ``runs`` times
     each: drain rate and garbage-collection pauses, medians and ranges. Without
     ``baseline``: GC settling (``FRAUDSTREAM_GC_SETTLE``, the default) on and off."""
-    variants: dict[str, dict[str, str]] = (
+    # name -> (environment, working directory: where ``python -m stream.cli`` imports from)
+    variants: dict[str, tuple[dict[str, str], Path | None]] = (
         {
-            "settled": {"FRAUDSTREAM_GC_SETTLE": "true"},
-            "default_gc": {"FRAUDSTREAM_GC_SETTLE": "false"},
+            "settled": ({"FRAUDSTREAM_GC_SETTLE": "true"}, None),
+            "default_gc": ({"FRAUDSTREAM_GC_SETTLE": "false"}, None),
         }
         if baseline is None
-        else {"this_checkout": {}, "earlier_checkout": {"PYTHONPATH": str(baseline.resolve())}}
+        else {
+            "this_checkout": ({}, None),
+            "earlier_checkout": ({"PYTHONPATH": str(baseline.resolve())}, baseline.resolve()),
+        }
     )
     rows: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     with tempfile.TemporaryDirectory(prefix="fraudstream-bench-gc-") as tmp:
         for i in range(runs):
-            for name, env in variants.items():
+            for name, (env, cwd) in variants.items():
                 work = Path(tmp) / f"{name}-{i}"
-                worker, drained = worker_drain(bootstrap, work, events, model, env=env, cpus=cpus)
+                worker, drained = worker_drain(
+                    bootstrap, work, events, model, env=env, cpus=cpus, cwd=cwd
+                )
                 try:
                     rows[name].append({k: v for k, v in drained.items() if k != "events"})
                 finally:

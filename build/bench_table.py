@@ -131,9 +131,9 @@ def latency_rows(result: dict[str, Any]) -> Iterator[str]:
 def gc_rows(result: dict[str, Any]) -> Iterator[str]:
     yield (
         "| worker | stretch | collections | full collections | over 10 ms | "
-        "longest pause (bucket) |"
+        "longest pause (bucket) | over 10 ms of CPU | longest in CPU time (bucket) |"
     )
-    yield "|---|---|---|---|---|---|"
+    yield "|---|---|---|---|---|---|---|---|"
     stretches = {"drain": "drain", "latency_runs": "latency runs"}
     for worker, by_stretch in result["gc"].items():
         for stretch, figures in by_stretch.items():
@@ -145,6 +145,10 @@ def gc_rows(result: dict[str, Any]) -> Iterator[str]:
                 _spread(figures["full_collections"], count),
                 _spread(figures["over_10ms"], count),
                 _spread(figures["longest_under_ms"], _bound),
+                *(
+                    _spread(figures[f], fmt) if f in figures else "not timed"
+                    for f, fmt in (("cpu_over_10ms", count), ("cpu_longest_under_ms", _bound))
+                ),
             ]
             yield "| " + " | ".join(cells) + " |"
 
@@ -161,8 +165,10 @@ def render(result: dict[str, Any], script_command: str) -> str:
         "",
         *latency_rows(result),
         "",
-        "Garbage-collection pauses (`fraudstream_gc_pause_seconds`) from the first consumed "
-        "event to the end of the drain, and over all the latency runs:",
+        "Garbage-collection pauses from the first consumed event to the end of the drain, and "
+        "over all the latency runs: wall clock (`fraudstream_gc_pause_seconds`) and the CPU "
+        "time of the worker's thread in them (`fraudstream_gc_pause_cpu_seconds`), whose "
+        "difference is the time the shared core ran other processes meanwhile:",
         "",
         *gc_rows(result),
         END,
@@ -180,7 +186,7 @@ def replace_block(doc: str, block: str) -> str:
 
 def run_bench(bench_args: list[str], out: Path) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "stream.bench", *bench_args, "--out", str(out)]
+    cmd = [sys.executable, "-m", "stream.bench", *bench_args, "--out", str(out.relative_to(ROOT))]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
     result: dict[str, Any] = orjson.loads(out.read_bytes())
     return result

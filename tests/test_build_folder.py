@@ -167,8 +167,14 @@ def _s(median: float, low: float, high: float) -> dict[str, float]:
 
 def _bench_result() -> dict[str, Any]:
     """A fixed ``python -m stream.bench`` output: two runs, rules only, one rate."""
-    gc_figures = {"collections": _s(1, 1, 2), "full_collections": _s(0, 0, 0),
-                  "over_10ms": _s(0, 0, 1), "longest_under_ms": _s(5, 2, 25)}
+    gc_figures = {
+        "collections": _s(1, 1, 2),
+        "full_collections": _s(0, 0, 0),
+        "over_10ms": _s(0, 0, 1),
+        "longest_under_ms": _s(5, 2, 25),
+        "cpu_over_10ms": _s(0, 0, 0),
+        "cpu_longest_under_ms": _s(2, 2, 2),
+    }
     return {
         "command": "python -m stream.bench --runs 2 --rules-only --rates 3000",
         "date": "2026-12-02 15:00 UTC", "minutes": 4.2,
@@ -205,7 +211,9 @@ def test_bench_tables_render_medians_and_ranges() -> None:
         "| worker, rules | 3,000 | 40 [38–42] | 26 ms [20 ms–31 ms] | 201 ms [150 ms–2.0 s] "
         "| 1.5 s | 1 of 2 |"
     ) in lines
-    assert "| worker, rules | drain | 1 [1–2] | 0 | 0 [0–1] | ≤ 5 ms [≤ 2 ms–≤ 25 ms] |" in lines
+    assert (
+        "| worker, rules | drain | 1 [1–2] | 0 | 0 [0–1] | ≤ 5 ms [≤ 2 ms–≤ 25 ms] | 0 | ≤ 2 ms |"
+    ) in lines
 
 
 def test_bench_tables_replace_only_the_marked_block() -> None:

@@ -218,10 +218,11 @@ def flame(svg: Path, model: Path | None, events: int, seconds: float) -> None:
 def _record(worker: Any, svg: Path, events: int, seconds: float, load: Any) -> None:
     assert worker.proc is not None
     pid = str(worker.proc.pid)
-    base = ["py-spy", "record", "--pid", pid, "--output", str(svg), "--format", "flamegraph",
+    out = svg.resolve().relative_to(ROOT) if svg.resolve().is_relative_to(ROOT) else svg
+    base = ["py-spy", "record", "--pid", pid, "--output", str(out), "--format", "flamegraph",
             "--rate", "200", "--duration", str(int(seconds))]  # fmt: skip
     for extra in ([], ["--nonblocking"]):
-        spy = subprocess.Popen([*base, *extra], stderr=subprocess.PIPE, text=True)
+        spy = subprocess.Popen([*base, *extra], stderr=subprocess.PIPE, text=True, cwd=ROOT)
         time.sleep(2.0)  # attached before the events arrive
         if spy.poll() is not None and spy.returncode != 0:
             err = spy.stderr.read() if spy.stderr else ""

@@ -159,3 +159,67 @@ def test_results_rows_read_as_docs_results() -> None:
     assert list(table.detection_rows([("rules", rules)], "churn")) == [
         "| churn (per user) | rules | 0.08 | 88 of 115 | 0.85 | 35 | 3.7 days |"
     ]
+
+
+def _s(median: float, low: float, high: float) -> dict[str, float]:
+    return {"median": median, "min": low, "max": high}
+
+
+def _bench_result() -> dict[str, Any]:
+    """A fixed ``python -m stream.bench`` output: two runs, rules only, one rate."""
+    gc_figures = {
+        "collections": _s(1, 1, 2),
+        "full_collections": _s(0, 0, 0),
+        "over_10ms": _s(0, 0, 1),
+        "longest_under_ms": _s(5, 2, 25),
+        "cpu_over_10ms": _s(0, 0, 0),
+        "cpu_longest_under_ms": _s(2, 2, 2),
+    }
+    return {
+        "command": "python -m stream.bench --runs 2 --rules-only --rates 3000",
+        "date": "2026-12-02 15:00 UTC", "minutes": 4.2,
+        "machine": {"nproc": 2, "load_avg_before": [1.5, 2.25, 3.0],
+                    "load_avg_after": [2.0, 2.0, 2.0],
+                    "pinning": "worker, pass-through agent and consumer loop on cpu 1"},
+        "events": 50000, "partitions": 8, "runs": 2, "rates": [3000.0], "seconds": 20.0,
+        "model": None,
+        "drain_events_per_s": {"consumer_loop": _s(500123.4, 400000, 600000),
+                               "faust_passthrough": _s(12000, 11000, 13000),
+                               "worker_rules": _s(6000.4, 6000.4, 6000.4)},
+        "ratios": {"worker_rules_vs_faust_passthrough": _s(0.5, 0.46, 0.545),
+                   "worker_rules_vs_consumer_loop": _s(0.012, 0.01, 0.015)},
+        "latency": {"worker_rules": {"3000": {
+            "p50_ms": _s(26.04, 20.5, 31), "p99_ms": _s(201, 150, 2040),
+            "p999_ms": _s(1500, 1500, 1500), "max_ms": _s(1500, 1500, 1500),
+            "alerts": _s(40, 38, 42), "offered_events_per_s": _s(2990, 2980, 3000),
+            "lag_grew_runs": 1, "lag_end": _s(10, 0, 5000)}}},
+        "gc": {"worker_rules": {"drain": gc_figures, "latency_runs": gc_figures}},
+    }  # fmt: skip
+
+
+def test_bench_tables_render_medians_and_ranges() -> None:
+    table = _script("bench_table.py")
+    block = table.render(_bench_result(), "python build/bench_table.py --json b.json")
+    lines = block.splitlines()
+    assert lines[0] == table.BEGIN and lines[-1] == table.END
+    assert "`python -m stream.bench --runs 2 --rules-only --rates 3000`" in lines[1]
+    assert "2026-12-02 15:00 UTC" in lines[1]
+    assert "2 cores" in block and "1.5 / 2.2 / 3.0 before the run" in block
+    assert "| bare confluent-kafka consumer loop | 500,123 [400,000–600,000] |  |  |" in lines
+    assert "| worker, rules | 6,000 | 0.50x [0.46–0.55] | 0.012x [0.010–0.015] |" in lines
+    assert (
+        "| worker, rules | 3,000 | 40 [38–42] | 26 ms [20 ms–31 ms] | 201 ms [150 ms–2.0 s] "
+        "| 1.5 s | 1 of 2 |"
+    ) in lines
+    assert (
+        "| worker, rules | drain | 1 [1–2] | 0 | 0 [0–1] | ≤ 5 ms [≤ 2 ms–≤ 25 ms] | 0 | ≤ 2 ms |"
+    ) in lines
+
+
+def test_bench_tables_replace_only_the_marked_block() -> None:
+    table = _script("bench_table.py")
+    doc = f"# B\n\nbefore\n\n{table.BEGIN}\nold table\n{table.END}\n\nafter\n"
+    new = table.replace_block(doc, f"{table.BEGIN}\nnew\n{table.END}")
+    assert new == f"# B\n\nbefore\n\n{table.BEGIN}\nnew\n{table.END}\n\nafter\n"
+    with pytest.raises(SystemExit, match="exactly one"):
+        table.replace_block("no markers", "x")

@@ -54,15 +54,13 @@ ROW_FIELDS: Final = (
 # Novelty bits set when the event was inserted: first time this user showed that value.
 NEW_DEVICE, NEW_IP, NEW_COUNTRY, NEW_INSTRUMENT = 1, 2, 4, 8
 KNOWN_PER_KIND: Final = 32  # how many distinct devices/IPs/countries/instruments are remembered
-_NOVELTY = (
-    (DEVICE, NEW_DEVICE),
-    (IP, NEW_IP),
-    (COUNTRY, NEW_COUNTRY),
-    (INSTRUMENT, NEW_INSTRUMENT),
-)
+_NOVELTY_BITS = (NEW_DEVICE, NEW_IP, NEW_COUNTRY, NEW_INSTRUMENT)  # in the order of ``known``
 
 Outcome = Literal["added", "duplicate", "late"]
-Row = list[Any]
+# A stored event is a tuple of atoms (str, int, float, None): the garbage collector stops
+# tracking such a tuple the first time it sees it, so a cache of decoded states costs the
+# older generations' collections nothing (stream.runtime.gc_pauses). Lists stay tracked.
+Row = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ class StateLimits:
 
 
 def event_row(event: Event, flags: int = 0) -> Row:
-    return [
+    return (
         event.ts,
         event.event_id,
         TYPE_CODE[event.type],
@@ -94,7 +92,7 @@ def event_row(event: Event, flags: int = 0) -> Row:
         event.payment_method,
         event.rating,
         flags,
-    ]
+    )
 
 
 def row_to_dict(row: Row) -> dict[str, Any]:
@@ -124,7 +122,9 @@ class UserState:
         # (events after VISIT_GAP_MS of silence) and money spent on purchases.
         self.visits = 0
         self.spend = 0.0
-        self.known: list[list[Any]] = [[], [], [], []]  # device, ip, country, instrument
+        # device, ip, country, instrument: tuples (untracked by the collector), replaced
+        # when a value is learnt
+        self.known: list[tuple[Any, ...]] = [(), (), (), ()]
         self.cooldowns: dict[str, int] = {}  # rule or kind -> event time of its last alert
 
     @classmethod
@@ -132,11 +132,11 @@ class UserState:
         state = cls()
         if raw:
             values = orjson.loads(raw)
-            version, state.first_ts, state.max_ts, state.total, state.events, state.known, cool = (
-                values[:7]
-            )
+            version, state.first_ts, state.max_ts, state.total, events, known, cool = values[:7]
             if version != FORMAT_VERSION:
                 raise ValueError(f"user state format {version} is not {FORMAT_VERSION}")
+            state.events = [tuple(row) for row in events]
+            state.known = [tuple(values) for values in known]
             state.cooldowns = cool
             if len(values) > 7:
                 state.visits, state.spend = values[7]
@@ -170,8 +170,7 @@ class UserState:
             return "duplicate"
         if self.total and event.ts < self.max_ts - limits.allowed_lateness_ms:
             return "late"
-        row = event_row(event)
-        row[FLAGS] = self._learn(row)
+        row = event_row(event, self._learn(event))
         key = (event.ts, event.event_id)
         if not self.events or key >= _ORDER(self.events[-1]):
             self.events.append(row)  # the usual case: events arrive in order
@@ -186,17 +185,16 @@ class UserState:
         self._evict(limits)
         return "added"
 
-    def _learn(self, row: Row) -> int:
+    def _learn(self, event: Event) -> int:
         flags = 0
-        for (field, bit), known in zip(_NOVELTY, self.known, strict=True):
-            value = row[field]
+        values = (event.device_id, event.ip, event.country, event.instrument_id)
+        for kind, (value, bit) in enumerate(zip(values, _NOVELTY_BITS, strict=True)):
+            known = self.known[kind]
             if value is None or value in known:
                 continue
             if self.total:  # nothing is "new" for a user we have never seen
                 flags |= bit
-            known.append(value)
-            if len(known) > KNOWN_PER_KIND:
-                del known[0]
+            self.known[kind] = (*known[1 - KNOWN_PER_KIND :], value)
         return flags
 
     def _evict(self, limits: StateLimits) -> None:
@@ -247,9 +245,10 @@ class SellerState:
     def decode(cls, raw: bytes | None) -> SellerState:
         state = cls()
         if raw:
-            version, state.max_ts, state.orders, state.cooldowns = orjson.loads(raw)
+            version, state.max_ts, orders, state.cooldowns = orjson.loads(raw)
             if version != FORMAT_VERSION:
                 raise ValueError(f"seller state format {version} is not {FORMAT_VERSION}")
+            state.orders = [tuple(row) for row in orders]
         return state
 
     def encode(self) -> bytes:

@@ -218,7 +218,7 @@ def scored_seller_records(
             continue
         seller_id, row = p.seller_record
         if brushing is not None and row[S_KIND] == "purchase":
-            row = [*row, round(brushing[i], 6)]
+            row = (*row, round(brushing[i], 6))
         out.append((seller_id, row))
     return out
 

@@ -123,7 +123,7 @@ def _seller_record(
         for r in window
         if r is not trigger and r[TS] <= event.ts
     )
-    row: Row = [
+    row: Row = (
         event.ts,
         event.event_id,
         event.user_id,
@@ -137,7 +137,7 @@ def _seller_record(
         event.ip,
         event.order_id,
         event.item_id,
-    ]
+    )
     return event.seller_id, row
 
 

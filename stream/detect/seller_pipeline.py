@@ -110,7 +110,7 @@ def _seller_row(record: Record) -> Row:
             raise Rejected(
                 "bad_seller_record", f"value: seller record item {pos} ({name}) is invalid: {shown}"
             )
-    return row
+    return tuple(row)
 
 
 def _watermark(value: bytes, sources: int) -> tuple[int, int]:

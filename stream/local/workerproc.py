@@ -42,6 +42,7 @@ class WorkerProcess:
         backend: str | None = None,
         env: Mapping[str, str] | None = None,
         cpus: str | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.data_dir = data_dir
@@ -53,6 +54,9 @@ class WorkerProcess:
         self.model, self.backend = model, backend
         self.env = dict(env or {})  # FRAUDSTREAM_* settings without a flag, on top of ours
         self.cpus = cpus  # pinned with taskset (e.g. "1"), for benchmarks
+        # ``python -m`` imports from the working directory first: another checkout's worker
+        # runs from that checkout (benchmarks against an earlier version)
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "worker.log"
 
@@ -84,6 +88,7 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 env={**os.environ, **self.env},
+                cwd=self.cwd,
             )
         self.wait_http("/metrics", timeout)
         return self

@@ -135,6 +135,14 @@ class Metrics:
             buckets=GC_BUCKETS,
             registry=r,
         )
+        self.gc_pause_cpu = Histogram(
+            "fraudstream_gc_pause_cpu_seconds",
+            "CPU time of the event loop's thread in each garbage collection, by generation: "
+            "the collector's own work, without the time the core was given to other processes",
+            ["generation"],
+            buckets=GC_BUCKETS,
+            registry=r,
+        )
         self.gc_longest = Gauge(
             "fraudstream_gc_pause_max_seconds",
             "The longest garbage-collection pause since the worker started",

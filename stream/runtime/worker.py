@@ -94,7 +94,7 @@ def run_worker(settings: Settings) -> None:
         raise bundle_error(exc) from None
     if settings.gc_settle:  # modules, Faust, the model: out of every later collection
         gc_pauses.settle()
-    gc_pauses.watch(metrics.gc_pauses, metrics.gc_longest)
+    gc_pauses.watch(metrics.gc_pauses, metrics.gc_longest, metrics.gc_pause_cpu)
     # logfile: the stream whose isatty() Faust asks before drawing its tables with escapes.
     worker = faust.Worker(
         app, loglevel=settings.log_level, quiet=True, logfile=sys.stderr, logging_config=level

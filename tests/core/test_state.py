@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import gc
+
 import orjson
 
 from stream.core.schema import Event
 from stream.core.state import (
     EID,
     FLAGS,
+    KNOWN_PER_KIND,
     NEW_COUNTRY,
     NEW_DEVICE,
     StateLimits,
@@ -107,3 +110,28 @@ def test_encoding_round_trips_and_is_compact() -> None:
     assert b"instrument_id" not in raw  # positional rows, no repeated field names
     assert len(raw) < len(orjson.dumps(events))
     assert row_to_dict(again.events[0])["type"] == "payment"
+
+
+def test_known_values_keep_the_latest_per_kind() -> None:
+    state = UserState()
+    for i in range(KNOWN_PER_KIND + 3):
+        add(state, ts=T0 + i, event_id=f"e{i}", device_id=f"d{i}", country="DE")
+    devices = state.known[0]
+    assert len(devices) == KNOWN_PER_KIND and devices[-1] == f"d{KNOWN_PER_KIND + 2}"
+    assert devices[0] == "d3" and state.known[2] == ("DE",)
+    add(state, ts=T0 + 99, event_id="old", device_id="d0")  # forgotten: new again
+    assert state.events[-1][FLAGS] & NEW_DEVICE
+
+
+def test_a_decoded_state_leaves_no_tracked_rows_after_one_collection() -> None:
+    """Stored events and known values are tuples of atoms, which the collector stops
+    tracking: a cache of decoded states adds about three tracked objects per user to the
+    older generations, not one per stored event (stream.runtime.gc_pauses)."""
+    state = UserState()
+    for i in range(5):
+        add(state, ts=T0 + i, event_id=f"e{i}", device_id=f"d{i}", ip="10.0.0.1", amount=1.5)
+    again = UserState.decode(state.encode())
+    assert again.events == state.events and again.known == state.known
+    gc.collect()
+    assert not any(gc.is_tracked(row) for row in again.events)
+    assert not any(gc.is_tracked(values) for values in again.known)

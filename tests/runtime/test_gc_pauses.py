@@ -21,7 +21,7 @@ def gc_state() -> Iterator[None]:
 
 def test_every_collection_is_timed_by_generation(gc_state: None) -> None:
     metrics = Metrics()
-    callback = gc_pauses.watch(metrics.gc_pauses, metrics.gc_longest)
+    callback = gc_pauses.watch(metrics.gc_pauses, metrics.gc_longest, metrics.gc_pause_cpu)
     try:
         gc.collect(0)
         gc.collect(2)
@@ -30,6 +30,8 @@ def test_every_collection_is_timed_by_generation(gc_state: None) -> None:
     count = metrics.registry.get_sample_value
     assert count("fraudstream_gc_pause_seconds_count", {"generation": "0"}) >= 1
     assert count("fraudstream_gc_pause_seconds_count", {"generation": "2"}) >= 1
+    cpu = count("fraudstream_gc_pause_cpu_seconds_count", {"generation": "2"})
+    assert cpu == count("fraudstream_gc_pause_seconds_count", {"generation": "2"})
     longest = count("fraudstream_gc_pause_max_seconds")
     assert longest is not None and longest > 0
     gc.collect(2)  # no longer watched

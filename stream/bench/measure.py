@@ -1,27 +1,25 @@
-"""Stream benchmark against the real broker, with baselines measured in the same run.
+"""The stream benchmark's measurements against the real broker, one at a time.
 
-1. Throughput: N events are loaded into a fresh topic, then drained by (a) a plain
-   confluent-kafka consumer loop that decodes JSON, (b) a pass-through Faust agent, and
-   (c) the fraudstream worker; each reports events/s from its first to its last message.
-2. Latency: with the worker running, events flow in at a fixed rate with card-testing
-   bursts; event-to-alert latency is the alert's append time minus its triggering event's
-   append time (both Kafka timestamps taken on this machine's clock).
+- Drain rate: N events are loaded into a fresh topic, then drained by a plain
+  confluent-kafka consumer loop that decodes JSON (``stream.bench.loop``), by a pass-through
+  Faust agent (``stream.runtime.passthrough``) or by the fraudstream worker; each reports
+  events/s from its first to its last message. Each runs in a process of its own, so that
+  it can be pinned to a core (``taskset -c``).
+- Latency: with the worker running, events flow in at a fixed rate with card-testing
+  bursts; event-to-alert latency is the alert's append time minus its triggering event's
+  send time (both on this machine's clock), and the lag (sent minus consumed) is sampled
+  half-way and at the end of the sending.
+- Garbage-collection pauses: the worker's ``fraudstream_gc_pause_seconds`` buckets before
+  and after a stretch of work.
 
-With ``--model DIR`` the worker runs twice, with the rules alone and with the bundle
-scoring decision events in micro-batches; both against the same baselines.
-
-Run: ``python -m stream.bench [--broker B] [--events N] [--rate R] [--seconds S]
-[--model DIR [--backend B]]``; prints one JSON object.
+``stream.bench.suite`` repeats them; ``python -m stream.bench`` runs it.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -31,7 +29,6 @@ import orjson
 from confluent_kafka import Consumer, Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.local import broker as local_broker
 from stream.local.traffic import LiveTraffic
 from stream.local.workerproc import WorkerProcess
 from stream.runtime.topics import ensure_topics
@@ -90,6 +87,8 @@ def _reader(bootstrap: str, topic: str) -> Consumer:
 
 
 def consumer_loop(bootstrap: str, topic: str, n: int) -> dict[str, float]:
+    """Drain ``n`` events of ``topic`` with confluent-kafka's batch ``consume``, decoding
+    each value: what Kafka and a JSON parser allow in one Python process."""
     consumer = _reader(bootstrap, topic)
     seen, first = 0, 0.0
     while seen < n:
@@ -104,13 +103,34 @@ def consumer_loop(bootstrap: str, topic: str, n: int) -> dict[str, float]:
     return {"events": seen, "seconds": elapsed, "events_per_s": seen / elapsed}
 
 
-def passthrough_agent(bootstrap: str, topic: str, n: int) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "stream.runtime.passthrough", bootstrap, topic, str(n)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=True)
+def pinned(cmd: list[str], cpus: str | None) -> list[str]:
+    return cmd if cpus is None else ["taskset", "-c", cpus, *cmd]
+
+
+def _json_tail(stdout: str) -> dict[str, float]:
     # The JSON line is last; Faust may put terminal control codes before it.
-    result: dict[str, float] = orjson.loads(done.stdout[done.stdout.rindex("{") :].strip())
+    result: dict[str, float] = orjson.loads(stdout[stdout.rindex("{") :].strip())
     result["events_per_s"] = result["events"] / result["seconds"]
     return result
+
+
+def consumer_loop_process(
+    bootstrap: str, topic: str, n: int, cpus: str | None = None
+) -> dict[str, float]:
+    """``consumer_loop`` in a process of its own, pinned to ``cpus`` as the worker is."""
+    cmd = pinned([sys.executable, "-m", "stream.bench.loop", bootstrap, topic, str(n)], cpus)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=True)
+    return _json_tail(done.stdout)
+
+
+def passthrough_agent(
+    bootstrap: str, topic: str, n: int, cpus: str | None = None
+) -> dict[str, float]:
+    cmd = [sys.executable, "-m", "stream.runtime.passthrough", bootstrap, topic, str(n)]
+    done = subprocess.run(
+        pinned(cmd, cpus), capture_output=True, text=True, timeout=900, check=True
+    )
+    return _json_tail(done.stdout)
 
 
 def worker_drain(
@@ -126,18 +146,18 @@ def worker_drain(
     worker.start()
     load_events(bootstrap, worker.topic("events"), n)
     first, count = 0.0, 0.0
-    gc_before: GcBuckets = {}
+    before: GcSnapshot = ({}, {})
     while count < n:
         count = worker.metric("fraudstream_events_consumed_total")
         if count and not first:
             first = time.perf_counter()
-            gc_before = gc_buckets(worker)  # partitions assigned, events flowing
+            before = gc_snapshot(worker)  # partitions assigned, events flowing
         time.sleep(0.05)
     elapsed = time.perf_counter() - first
     # Let the seller side and the changelog catch up before anything else is timed.
     settle(worker)
     drained = {"events": count, "seconds": elapsed, "events_per_s": count / elapsed}
-    pauses = gc_during(gc_before, gc_buckets(worker))
+    pauses = gc_figures(before, gc_snapshot(worker))
     return worker, drained | {f"gc_{k}": v for k, v in pauses.items()}
 
 
@@ -152,15 +172,20 @@ def settle(worker: WorkerProcess, quiet_s: float = 3.0) -> None:
         time.sleep(0.5)
 
 
-def latency(bootstrap: str, worker: WorkerProcess, rate: float, seconds: float) -> dict[str, Any]:
+def latency(
+    bootstrap: str, worker: WorkerProcess, rate: float, seconds: float, seed: int = 12
+) -> dict[str, Any]:
     """Produce at ``rate`` for ``seconds``; the traffic carries card-testing and takeover
-    patterns, whose alerts are timed against their triggering events."""
+    patterns, whose alerts are timed against their triggering events. The lag (events sent
+    minus events the worker consumed) is sampled half-way and when the last is sent: it
+    grew if it rose by more than half a second of traffic in the second half."""
     producer = _producer(bootstrap, linger_ms=LATENCY_LINGER_MS)
     sent_at: dict[str, float] = {}
     consumed_before = worker.metric("fraudstream_events_consumed_total")
     total = int(rate * seconds)
+    lag_mid = 0.0
     start = time.perf_counter()
-    for i, event in enumerate(LiveTraffic(users=5000, seed=12)):
+    for i, event in enumerate(LiveTraffic(users=5000, seed=seed)):
         if i >= total:
             break
         sent_at[event["event_id"]] = time.time()
@@ -168,9 +193,12 @@ def latency(bootstrap: str, worker: WorkerProcess, rate: float, seconds: float) 
             worker.topic("events"), key=event["user_id"].encode(), value=orjson.dumps(event)
         )
         producer.poll(0)
+        if i + 1 == total // 2:
+            lag_mid = i + 1 - (worker.metric("fraudstream_events_consumed_total") - consumed_before)
         delay = start + (i + 1) / rate - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
+    lag_end = total - (worker.metric("fraudstream_events_consumed_total") - consumed_before)
     producer.flush(30)
     achieved = total / (time.perf_counter() - start)
     worker.wait_metric("fraudstream_events_consumed_total", consumed_before + total, 300)
@@ -183,8 +211,17 @@ def latency(bootstrap: str, worker: WorkerProcess, rate: float, seconds: float) 
         "offered_events_per_s": round(achieved, 1),
         "alerts": len(lat),
         **_percentiles(lat),
+        "lag_mid": lag_mid,
+        "lag_end": lag_end,
+        "lag_grew": lag_grew(lag_mid, lag_end, rate),
         **model_calls(worker),
     }
+
+
+def lag_grew(lag_mid: float, lag_end: float, rate: float) -> bool:
+    """More than half a second of traffic added to the lag in the second half of a run:
+    the worker is falling behind. (Less is the noise of micro-batches and of sampling.)"""
+    return lag_end - lag_mid > 0.5 * rate
 
 
 def model_calls(worker: WorkerProcess) -> dict[str, float]:
@@ -202,16 +239,38 @@ def model_calls(worker: WorkerProcess) -> dict[str, float]:
 
 
 GcBuckets = dict[tuple[str, float], float]  # (generation, upper bound s) -> cumulative count
+GC_WALL, GC_CPU = "fraudstream_gc_pause_seconds", "fraudstream_gc_pause_cpu_seconds"
 
 
-def gc_buckets(worker: WorkerProcess) -> GcBuckets:
-    """The worker's ``fraudstream_gc_pause_seconds`` buckets as they stand."""
+def gc_buckets(worker: WorkerProcess, histogram: str = GC_WALL) -> GcBuckets:
+    """The worker's GC pause buckets (wall clock, or with ``GC_CPU`` the CPU time; empty
+    where the worker has no such histogram) as they stand."""
     out: GcBuckets = {}
     for family in text_string_to_metric_families(str(worker.get("/metrics")[1])):
         for sample in family.samples:
-            if sample.name == "fraudstream_gc_pause_seconds_bucket":
+            if sample.name == f"{histogram}_bucket":
                 out[sample.labels["generation"], float(sample.labels["le"])] = sample.value
     return out
+
+
+GcSnapshot = tuple[GcBuckets, GcBuckets]  # wall clock, CPU time
+
+
+def gc_snapshot(worker: WorkerProcess) -> GcSnapshot:
+    return gc_buckets(worker), gc_buckets(worker, GC_CPU)
+
+
+def gc_figures(before: GcSnapshot, after: GcSnapshot) -> dict[str, float]:
+    """``gc_during`` of the wall-clock pauses, and how many collections took over 10 ms of
+    CPU and the longest in CPU time (``cpu_``; absent where the worker does not time them)."""
+    figures = gc_during(before[0], after[0])
+    if after[1]:
+        cpu = gc_during(before[1], after[1])
+        figures |= {
+            "cpu_over_10ms": cpu["over_10ms"],
+            "cpu_longest_under_ms": cpu["longest_under_ms"],
+        }
+    return figures
 
 
 def gc_during(before: GcBuckets, after: GcBuckets) -> dict[str, float]:
@@ -235,38 +294,6 @@ def gc_during(before: GcBuckets, after: GcBuckets) -> dict[str, float]:
     }
 
 
-def gc_compare(
-    bootstrap: str, events: int, runs: int, cpus: str | None, model: Path | None
-) -> dict[str, Any]:
-    """The worker draining ``events`` with start-up objects frozen and raised thresholds
-    (``FRAUDSTREAM_GC_SETTLE``, the default) and without, alternating, ``runs`` times each:
-    drain rate and garbage-collection pauses, medians and ranges."""
-    rows: dict[str, list[dict[str, float]]] = {"settled": [], "default_gc": []}
-    with tempfile.TemporaryDirectory(prefix="fraudstream-bench-gc-") as tmp:
-        for i in range(runs):
-            for name, settle_gc in (("settled", "true"), ("default_gc", "false")):
-                env = {"FRAUDSTREAM_GC_SETTLE": settle_gc}
-                work = Path(tmp) / f"{name}-{i}"
-                worker, drained = worker_drain(bootstrap, work, events, model, env=env, cpus=cpus)
-                try:
-                    rows[name].append({k: v for k, v in drained.items() if k != "events"})
-                finally:
-                    worker.stop()
-    return {name: _spread(values) for name, values in rows.items()} | {"runs": runs}
-
-
-def _spread(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Median and range of each figure over runs."""
-    return {
-        key: {
-            "median": round(statistics.median(r[key] for r in rows), 2),
-            "min": round(min(r[key] for r in rows), 2),
-            "max": round(max(r[key] for r in rows), 2),
-        }
-        for key in rows[0]
-    }
-
-
 def _read_all(bootstrap: str, topic: str) -> list[Any]:
     consumer = _reader(bootstrap, topic)
     out: list[Any] = []
@@ -281,94 +308,13 @@ def _read_all(bootstrap: str, topic: str) -> list[Any]:
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
+    """p50, p99, p99.9 and the maximum, in ms. With fewer than 1,000 values p99.9 is the
+    maximum, and with fewer than 100 so is p99."""
     if not values:
-        return {"p50_ms": None, "p99_ms": None, "max_ms": None}
+        return {"p50_ms": None, "p99_ms": None, "p999_ms": None, "max_ms": None}
     ordered = sorted(values)
 
     def pick(q: float) -> float:
         return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
-    return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "max_ms": pick(1.0)}
-
-
-def run(
-    bootstrap: str,
-    events: int,
-    rate: float,
-    seconds: float,
-    model: Path | None = None,
-    backend: str | None = None,
-) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="fraudstream-bench-") as tmp:
-        base = f"bench-{uuid.uuid4().hex[:8]}.events"
-        size = load_events(bootstrap, base, events)
-        loop = consumer_loop(bootstrap, base, events)
-        passthrough = passthrough_agent(bootstrap, base, events)
-        result: dict[str, Any] = {
-            "events": events,
-            "mean_event_bytes": round(size / events, 1),
-            "partitions": PARTITIONS,
-            "consumer_loop": _rounded(loop),
-            "faust_passthrough": _rounded(passthrough),
-        }
-        runs: list[tuple[str, Path | None]] = [("worker_rules", None)]
-        if model is not None:
-            runs.append(("worker_model", model))
-        for name, bundle in runs:
-            worker, drained = worker_drain(bootstrap, Path(tmp) / name, events, bundle, backend)
-            try:
-                result[name] = {**_rounded(drained), **model_calls(worker)}
-                result[f"{name}_vs_passthrough"] = round(
-                    drained["events_per_s"] / passthrough["events_per_s"], 3
-                )
-                result[f"{name}_vs_consumer_loop"] = round(
-                    drained["events_per_s"] / loop["events_per_s"], 3
-                )
-                result[f"{name}_latency"] = latency(bootstrap, worker, rate, seconds)
-            finally:
-                worker.stop()
-    return result
-
-
-def _rounded(result: dict[str, float]) -> dict[str, float]:
-    return {k: round(v, 3) for k, v in result.items()}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stream.bench", description=__doc__)
-    parser.add_argument("--broker", help="bootstrap HOST:PORT (default: start a local broker)")
-    parser.add_argument("--events", type=int, default=50_000, help="events per throughput run")
-    parser.add_argument("--rate", type=float, default=1000.0, help="events/s in the latency run")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
-    parser.add_argument("--model", type=Path, help="also run the worker with this bundle")
-    parser.add_argument("--backend", help="model backend for --model (default auto)")
-    parser.add_argument(
-        "--gc-compare",
-        type=int,
-        metavar="RUNS",
-        help="instead: drain rate and GC pauses with and without GC settling, RUNS times each",
-    )
-    parser.add_argument("--cpus", help="with --gc-compare: pin the worker (taskset -c CPUS)")
-    args = parser.parse_args(argv)
-
-    def bench(bootstrap: str) -> dict[str, Any]:
-        if args.gc_compare:
-            return gc_compare(bootstrap, args.events, args.gc_compare, args.cpus, args.model)
-        return run(bootstrap, args.events, args.rate, args.seconds, args.model, args.backend)
-
-    if args.broker:
-        result = bench(args.broker)
-    else:
-        with tempfile.TemporaryDirectory(prefix="fraudstream-bench-kafka-") as tmp:
-            cfg = local_broker.BrokerConfig(data_dir=Path(tmp), port=local_broker.free_port())
-            local_broker.start(cfg)
-            try:
-                result = bench(cfg.bootstrap)
-            finally:
-                local_broker.stop(cfg.data_dir)
-    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return {"p50_ms": pick(0.50), "p99_ms": pick(0.99), "p999_ms": pick(0.999), "max_ms": pick(1.0)}

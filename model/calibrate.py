@@ -181,9 +181,14 @@ def raise_for_alerts(
     whose alerts (see ``alert_precision``) reach the same target precision.
 
     A precision measured on fewer than ``min_alerts`` alerts is noise, not evidence. Where
-    no threshold reaches the target on that many, the validation days cannot place it, and
-    the calibrated probability stands in for them: at least the target precision itself
-    (a decision scored p is fraud with probability p)."""
+    the per-decision threshold raises that few alerts and they reach the target, nothing
+    contradicts it and it stands: it met the target over every validation decision, which
+    are many more (rule ``target_precision_few_alerts``). Otherwise, where no threshold
+    reaches the target on ``min_alerts``, the validation days cannot place it, and the
+    calibrated probability stands in for them: at least the target precision itself (a
+    decision scored p is fraud with probability p). That fallback is high where labels are
+    incomplete (unconfirmed cases calibrate as honest, so a look-alike of a half-confirmed
+    pattern scores about one half), which is when a retrain's validation is thin."""
     target = chosen.get("target_precision")
     if target is None:
         return chosen
@@ -203,13 +208,17 @@ def raise_for_alerts(
             "per_decision_threshold": chosen["threshold"],
         }
 
-    for threshold in np.unique(s[s >= chosen["threshold"]]):
+    base = float(chosen["threshold"])
+    precision, count = alert_precision(s, y, users, ts, base, cooldown_ms)
+    if 0 < count < min_alerts and precision >= target:
+        return at(base, "target_precision_few_alerts", precision, count)
+    for threshold in np.unique(s[s >= base]):
         precision, count = alert_precision(s, y, users, ts, float(threshold), cooldown_ms)
         if count < min_alerts:
             break  # alerts thin out as the threshold rises
         if precision >= target:
             return at(float(threshold), "target_alert_precision", precision, count)
-    fallback = max(float(chosen["threshold"]), float(target))
+    fallback = max(base, float(target))
     measured = alert_precision(s, y, users, ts, fallback, cooldown_ms)
     return at(fallback, "calibrated_target_precision", *measured)
 

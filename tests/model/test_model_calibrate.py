@@ -106,3 +106,24 @@ def test_too_few_validation_alerts_leave_the_threshold_to_calibration() -> None:
     # A per-decision threshold above the target precision is never lowered.
     high = raise_for_alerts({**chosen, "threshold": 0.95}, scores, labels, users, ts, hour, 10)
     assert high["threshold"] == 0.95
+
+
+def test_a_per_decision_threshold_that_few_alerts_do_not_contradict_stands() -> None:
+    """Two fraudsters with ten decisions each, 40 honest users under them: the per-decision
+    threshold raises two alerts, both right. Too few to measure a precision on, but nothing
+    contradicts the threshold chosen over all 60 decisions, so it stands rather than the
+    calibrated fallback; one wrong alert among the few sends it back to the fallback."""
+    hour = 3_600_000
+    scores = [0.7 + 0.01 * i for i in range(20)] + [0.01 * i for i in range(40)]
+    labels = [1] * 20 + [0] * 40
+    users = ["f1"] * 10 + ["f2"] * 10 + [f"h{i}" for i in range(40)]
+    ts = [i * 60_000 for i in range(10)] * 2 + [0] * 40
+    chosen = choose_threshold(scores, labels, target_precision=0.9)
+    assert chosen["threshold"] == pytest.approx(0.7)
+    few = raise_for_alerts(chosen, scores, labels, users, ts, hour, min_alerts=10)
+    assert few["rule"] == "target_precision_few_alerts" and few["threshold"] == chosen["threshold"]
+    assert (few["val_alert_precision"], few["val_alerts"]) == (1.0, 2)
+    wrong = [*scores[:-1], 0.75]  # one honest user scores among the fraudsters
+    chosen = choose_threshold(wrong, labels, target_precision=0.9)
+    fallback = raise_for_alerts(chosen, wrong, labels, users, ts, hour, min_alerts=10)
+    assert fallback["rule"] == "calibrated_target_precision" and fallback["threshold"] == 0.9

@@ -94,10 +94,15 @@ def run_build(
     progress: bool = True,
     log: Log = _stderr,
     init: Bundle | None = None,
+    false_fraud: frozenset[str] | None = None,
 ) -> tuple[Bundle, dict[str, Any]]:
     """With ``init`` (a champion bundle built with the same recipe), the teacher starts from
     its weights instead of a new pretraining: a retrain fine-tunes what the champion knew
-    on the recent history, older days included, so old patterns are replayed."""
+    on the recent history, older days included, so old patterns are replayed.
+
+    With ``false_fraud`` (the event ids analysts judged false positives) the labels are
+    partial: a decision without a label is unknown rather than honest, and the fraud
+    threshold is placed on the judged validation alerts only (``calibrate.raise_for_alerts``)."""
     import torch
 
     started = time.monotonic()
@@ -110,7 +115,8 @@ def run_build(
     rules = rules_on(data.corpus, data.corpus.split.train_end, log, cfg)
     validation = gate_against_rules(data, logits["student", "val"], rules, cfg, log)
     churn = choose_churn_detector(data, logits, rules, cfg, log)
-    calibration, thresholds = calibrate(data.val, logits["student", "val"], data.kinds, cfg)
+    judged = None if false_fraud is None else judged_fraud(data.corpus, data.val, false_fraud)
+    calibration, thresholds = calibrate(data.val, logits["student", "val"], data.kinds, cfg, judged)
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         parity_diff, test_int8 = export_nets(nets, data, cfg, tmp, log)
@@ -319,19 +325,39 @@ def choose_churn_detector(
     return base, source, record
 
 
+def judged_fraud(
+    corpus: Corpus, points: Examples, false_fraud: frozenset[str]
+) -> npt.NDArray[np.bool_]:
+    """Per scoring point: its fraud label is known, labelled fraud or judged a false positive."""
+    j = KINDS.index("fraud")
+    known = points.y[:, j] > 0
+    for i in np.flatnonzero(~known & (points.y[:, j] >= 0)):
+        event = corpus.events[points.user[i]][points.end[i] - 1]
+        known[i] = str(event.get("event_id")) in false_fraud
+    return known
+
+
 def calibrate(
-    val: Examples, student_val: npt.NDArray[np.float32], kinds: list[str], cfg: BuildConfig
+    val: Examples,
+    student_val: npt.NDArray[np.float32],
+    kinds: list[str],
+    cfg: BuildConfig,
+    judged: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[dict[str, Platt], dict[str, dict[str, Any]]]:
     """Per kind: Platt scaling of the student's validation logits, and its threshold."""
     calibration: dict[str, Platt] = {}
     thresholds: dict[str, dict[str, Any]] = {}
     for k in kinds:
-        calibration[k], thresholds[k] = _calibrate_kind(val, student_val, k, cfg)
+        calibration[k], thresholds[k] = _calibrate_kind(val, student_val, k, cfg, judged)
     return calibration, thresholds
 
 
 def _calibrate_kind(
-    val: Examples, student_val: npt.NDArray[np.float32], kind: str, cfg: BuildConfig
+    val: Examples,
+    student_val: npt.NDArray[np.float32],
+    kind: str,
+    cfg: BuildConfig,
+    judged: npt.NDArray[np.bool_] | None,
 ) -> tuple[Platt, dict[str, Any]]:
     j = KINDS.index(kind)
     has = val.y[:, j] >= 0
@@ -342,6 +368,7 @@ def _calibrate_kind(
         chosen = raise_for_alerts(
             chosen, probs, val.y[has, j], val.user[has], val.ts[has],
             cfg.fraud_cooldown_ms, cfg.min_val_alerts,
+            None if judged is None else judged[has],
         )  # fmt: skip
     return platt, chosen
 

@@ -149,12 +149,17 @@ def alert_precision(
     ts: ArrayLike,
     threshold: float,
     cooldown_ms: int,
+    judged: ArrayLike | None = None,
 ) -> tuple[float, int]:
     """Precision and count of the alerts a stream would raise at ``threshold``: a decision
     at or above it alerts unless its user alerted less than ``cooldown_ms`` before. Many
-    decisions of one fraudster make few alerts; each honest decision above it makes one."""
+    decisions of one fraudster make few alerts; each honest decision above it makes one.
+
+    With ``judged`` (per decision: whether its label is known either way) only the alerts
+    on judged decisions are counted; the others still start their user's cooldown."""
     s, y = np.asarray(scores, np.float64), np.asarray(labels, np.float64)
     u, t = np.asarray(users), np.asarray(ts, np.int64)
+    known = np.ones(len(s), np.bool_) if judged is None else np.asarray(judged, np.bool_)
     above = np.flatnonzero(s >= threshold)
     last: dict[Any, int] = {}
     right = count = 0
@@ -163,8 +168,9 @@ def alert_precision(
         if prev is not None and t[i] - prev < cooldown_ms:
             continue
         last[u[i]] = int(t[i])
-        count += 1
-        right += int(y[i] > 0)
+        if known[i]:
+            count += 1
+            right += int(y[i] > 0)
     return (right / count if count else 0.0), count
 
 
@@ -176,9 +182,14 @@ def raise_for_alerts(
     ts: ArrayLike,
     cooldown_ms: int,
     min_alerts: int = 1,
+    judged: ArrayLike | None = None,
 ) -> dict[str, Any]:
     """``chosen`` (from ``choose_threshold``) raised, if need be, to the lowest threshold
     whose alerts (see ``alert_precision``) reach the same target precision.
+
+    ``judged`` marks the decisions whose label is known either way (labels that are partial,
+    such as analysts' verdicts on some cases of a pattern): then precisions and counts are
+    over the judged alerts only, as the promotion rule of a retrain judges them.
 
     A precision measured on fewer than ``min_alerts`` alerts is noise, not evidence. Where
     the per-decision threshold raises that few alerts and they reach the target, nothing
@@ -206,20 +217,21 @@ def raise_for_alerts(
             "val_alert_precision": precision,
             "val_alerts": count,
             "per_decision_threshold": chosen["threshold"],
+            **({} if judged is None else {"val_alerts_counted": "judged"}),
         }
 
     base = float(chosen["threshold"])
-    precision, count = alert_precision(s, y, users, ts, base, cooldown_ms)
+    precision, count = alert_precision(s, y, users, ts, base, cooldown_ms, judged)
     if 0 < count < min_alerts and precision >= target:
         return at(base, "target_precision_few_alerts", precision, count)
     for threshold in np.unique(s[s >= base]):
-        precision, count = alert_precision(s, y, users, ts, float(threshold), cooldown_ms)
+        precision, count = alert_precision(s, y, users, ts, float(threshold), cooldown_ms, judged)
         if count < min_alerts:
             break  # alerts thin out as the threshold rises
         if precision >= target:
             return at(float(threshold), "target_alert_precision", precision, count)
     fallback = max(base, float(target))
-    measured = alert_precision(s, y, users, ts, fallback, cooldown_ms)
+    measured = alert_precision(s, y, users, ts, fallback, cooldown_ms, judged)
     return at(fallback, "calibrated_target_precision", *measured)
 
 

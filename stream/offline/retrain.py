@@ -151,6 +151,16 @@ def challenger_config(cfg: BuildConfig, first_ms: int, cutoff_ms: int) -> BuildC
     return replace(cfg, test_frac=min(cfg.test_frac, 1.0 / max(days, 1)))
 
 
+def partial_fraud_labels(truth: Truth) -> frozenset[str] | None:
+    """The fraud events analysts judged false positives, when there are any: then the labels
+    are partial (analysts confirm some cases of a pattern; the unreviewed ones are unknown,
+    not honest), and the challenger's fraud threshold is placed on judged validation alerts,
+    as the promotion rule judges them. Without such verdicts nothing says which unlabelled
+    decisions were looked at, and every one counts as honest, as in a build from labels."""
+    false = frozenset(event for kind, event in truth.false_events if kind == "fraud")
+    return false or None
+
+
 def retrain_once(job: RetrainJob, log: Any = print) -> tuple[dict[str, Any], dict[str, Scorecard]]:
     from model.build import run_build
     from model.bundle import BundleError, load_bundle, promote_bundle
@@ -163,6 +173,7 @@ def retrain_once(job: RetrainJob, log: Any = print) -> tuple[dict[str, Any], dic
         raise CommandError(str(exc)) from None
     cfg = config_from_table({**champion.manifest["build_config"], "base": "default"})
     labels, verdicts = merged_labels(job.labels, job.feedback, job.verdicts)
+    truth = Truth.of(labels, verdicts)
     challenger_dir = job.champion.with_name(f".{job.champion.name}.challenger")
     with tempfile.TemporaryDirectory(prefix="fraudstream-retrain-") as tmp:
         history, labels_path = Path(tmp) / "history.jsonl", Path(tmp) / "labels.jsonl"
@@ -172,12 +183,12 @@ def retrain_once(job: RetrainJob, log: Any = print) -> tuple[dict[str, Any], dic
         built = time.monotonic()
         try:
             challenger, _ = run_build(
-                history, labels_path, challenger_dir, cfg, progress=False, log=log, init=champion
-            )
+                history, labels_path, challenger_dir, cfg, progress=False, log=log,
+                init=champion, false_fraud=partial_fraud_labels(truth),
+            )  # fmt: skip
         except ValueError as exc:
             raise CommandError(f"challenger not built: {exc}") from None
         build_s = time.monotonic() - built
-    truth = Truth.of(labels, verdicts)
     sides = {
         "champion": score_bundle(job.events, job.champion, job.backend, cutoff, truth),
         "challenger": score_bundle(job.events, challenger_dir, job.backend, cutoff, truth),

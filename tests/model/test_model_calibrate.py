@@ -127,3 +127,28 @@ def test_a_per_decision_threshold_that_few_alerts_do_not_contradict_stands() -> 
     chosen = choose_threshold(wrong, labels, target_precision=0.9)
     fallback = raise_for_alerts(chosen, wrong, labels, users, ts, hour, min_alerts=10)
     assert fallback["rule"] == "calibrated_target_precision" and fallback["threshold"] == 0.9
+
+
+def test_with_partial_labels_only_judged_alerts_measure_the_threshold() -> None:
+    """Analysts confirmed one of two fraud cases and judged one honest user's alert false:
+    the unconfirmed case is not an honest alert, it is nobody's verdict. Counting every
+    unlabelled alert as wrong sends the threshold to the calibrated fallback; counting the
+    judged ones keeps the per-decision threshold, and an unjudged alert still starts its
+    user's cooldown."""
+    hour = 3_600_000
+    scores = [0.8, 0.81, 0.82, 0.85, 0.86, 0.3, 0.2]
+    labels = [1, 1, 1, 0, 0, 0, 0]  # "u2" is fraud nobody confirmed
+    users = ["u1", "u1", "u1", "u2", "u2", "h1", "h2"]
+    ts = [0, 60_000, 120_000, 0, 60_000, 0, 0]
+    judged = [True, True, True, False, False, True, True]
+    assert alert_precision(scores, labels, users, ts, 0.5, hour) == (0.5, 2)
+    assert alert_precision(scores, labels, users, ts, 0.5, hour, judged) == (1.0, 1)
+    chosen = {"threshold": 0.8, "rule": "target_precision", "target_precision": 0.9}
+    implicit = raise_for_alerts(chosen, scores, labels, users, ts, hour, 10)
+    assert implicit["rule"] == "calibrated_target_precision" and implicit["threshold"] == 0.9
+    partial = raise_for_alerts(chosen, scores, labels, users, ts, hour, 10, judged)
+    assert partial["rule"] == "target_precision_few_alerts" and partial["threshold"] == 0.8
+    assert partial["val_alerts_counted"] == "judged"
+    # A judged false positive among them is evidence against the threshold.
+    wrong = raise_for_alerts(chosen, scores, labels, users, ts, hour, 10, [True] * 7)
+    assert wrong["rule"] == "calibrated_target_precision"

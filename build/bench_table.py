@@ -38,6 +38,9 @@ NAMES = {
     "faust_passthrough": "Faust pass-through agent",
     "worker_rules": "worker, rules",
     "worker_model": "worker, model",
+    "faust_passthrough_confluent": "Faust pass-through agent, librdkafka fetching",
+    "worker_rules_confluent": "worker, rules, librdkafka fetching",
+    "worker_model_confluent": "worker, model, librdkafka fetching",
 }
 
 

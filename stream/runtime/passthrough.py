@@ -1,9 +1,9 @@
 """A pass-through Faust agent: the baseline for what Faust itself costs per event.
 
-``python -m stream.runtime.passthrough BROKER TOPIC N [DRIVER]`` consumes N messages with one agent
-that does nothing but count, prints ``{"events": N, "seconds": S}`` and exits. DRIVER is the
-consumer driver (``stream.runtime.settings.ConsumerDriver``): ``aiokafka`` (Faust's, the
-default) or ``confluent`` (records fetched by librdkafka, ``stream.runtime.driver.confluent_consumer``).
+``python -m stream.runtime.passthrough BROKER TOPIC N [DRIVER]`` consumes N messages with one
+agent that does nothing but count, prints ``{"events": N, "seconds": S}`` and exits. DRIVER
+is the consumer driver: ``aiokafka`` (Faust's, the default) or ``confluent`` (records
+fetched by librdkafka, ``stream.runtime.driver.confluent_consumer``).
 """
 
 from __future__ import annotations

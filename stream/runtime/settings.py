@@ -17,7 +17,6 @@ from stream.detect.processor import DetectorConfig
 from stream.detect.rules import RuleConfig
 from stream.runtime.security import SaslMechanism, SecurityProtocol, check, librdkafka_config
 
-
 # Who fetches the records: aiokafka (Faust's default driver), or librdkafka in batches on a
 # thread of its own, with aiokafka keeping the group (stream.runtime.driver.confluent_consumer).
 ConsumerDriver = Literal["aiokafka", "confluent"]

@@ -63,7 +63,7 @@ class BatchFetcher:
         self._buffer_limit = buffer_limit
         self._start_offset = OFFSET_BEGINNING if reset == "earliest" else OFFSET_END
         self._poll_s = poll_s
-        self._commands: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future]]
+        self._commands: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]]
         self._commands = queue.SimpleQueue()
         self._wake = threading.Event()  # commands waiting, or room in the buffer again
         self._stopping = False
@@ -130,7 +130,7 @@ class BatchFetcher:
                 self._waiting = False
         return self._take(wanted)
 
-    def seek(self, tp: TP, offset: int) -> concurrent.futures.Future:
+    def seek(self, tp: TP, offset: int) -> concurrent.futures.Future[None]:
         """Fetch ``tp`` from ``offset`` on; records of ``tp`` not taken yet are dropped."""
         epoch = self._forget({tp})[tp]
         return self._send(lambda: self._t_seek(tp, offset, epoch))
@@ -216,8 +216,8 @@ class BatchFetcher:
 
     # -- commands -----------------------------------------------------------------------
 
-    def _send(self, command: Callable[[], T]) -> concurrent.futures.Future:
-        future: concurrent.futures.Future = concurrent.futures.Future()
+    def _send(self, command: Callable[[], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
         if self._thread is None or not self._thread.is_alive():
             future.set_exception(RuntimeError("the batch fetcher is not running"))
             return future
@@ -282,7 +282,7 @@ class BatchFetcher:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("fetch error: %s", error)
                 continue
-            tp = TP(message.topic(), message.partition())
+            tp = TP(message.topic(), message.partition())  # type: ignore[arg-type]
             batch = records.get(tp)
             if batch is None:
                 records[tp] = [message]

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from aiokafka import TopicPartition as AioTopicPartition
-from faust.transport.consumer import ConsumerThread
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
@@ -47,7 +46,10 @@ class ConfluentFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
         poll_max = conf.broker_max_poll_records or DEFAULT_POLL_MAX
         config = {
             "bootstrap.servers": ",".join(
-                faust_aiokafka.server_list(self.transport.url, self.transport.default_port)
+                faust_aiokafka.server_list(
+                    self.transport.url,
+                    self.transport.default_port,  # type: ignore[attr-defined]
+                )
             ),
             "group.id": conf.id,
             "client.id": f"{conf.broker_client_id}-fetch",
@@ -79,7 +81,7 @@ class ConfluentFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer.pause(*[AioTopicPartition(tp.topic, tp.partition) for tp in assigned])
         await super().on_partitions_assigned(assigned, generation_id)
 
-    async def getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
+    async def getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:  # noqa: ASYNC109 - Faust's signature
         if not self.consumer.flow_active:
             return {}
         return await self._fetch().getmany(active_partitions, timeout)
@@ -120,7 +122,7 @@ class ConfluentFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
 class ConfluentFetchConsumer(SeekGuardConsumer):
     librdkafka_config: ClassVar[dict[str, str]] = {}
 
-    def _new_consumer_thread(self) -> ConsumerThread:
+    def _new_consumer_thread(self) -> ConfluentFetchThread:
         return ConfluentFetchThread(self, loop=self.loop, beacon=self.beacon)
 
     def _fetcher(self) -> BatchFetcher:
@@ -138,7 +140,7 @@ class ConfluentFetchConsumer(SeekGuardConsumer):
             record.topic(),
             record.partition(),
             record.offset(),
-            stamp / 1000.0 if stamp >= 0 else None,
+            stamp / 1000.0 if stamp >= 0 else None,  # type: ignore[arg-type] - as aiokafka's
             kind,
             record.headers() or [],
             key,

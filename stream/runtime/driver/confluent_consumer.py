@@ -140,7 +140,7 @@ class ConfluentFetchConsumer(SeekGuardConsumer):
             record.topic(),
             record.partition(),
             record.offset(),
-            stamp / 1000.0 if stamp >= 0 else None,  # type: ignore[arg-type] - as aiokafka's
+            stamp / 1000.0 if stamp >= 0 else None,  # type: ignore[arg-type]  # as aiokafka passes it
             kind,
             record.headers() or [],
             key,

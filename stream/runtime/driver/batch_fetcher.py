@@ -81,7 +81,7 @@ class BatchFetcher:
         self._ready: dict[TP, deque[Any]] = {}
         self._epoch: dict[TP, int] = {}
         self._taken = 0
-        self._wanted: frozenset[TP] | None = None
+        self._fetching: frozenset[TP] | None = None
         self._waiting = False
         self._arrived = asyncio.Event()
 
@@ -104,16 +104,28 @@ class BatchFetcher:
         new ones start at the reset position until they are sought."""
         target = set(tps)
         epochs = self._forget(set(self._ready) | target)
-        self._wanted = None
+        self._fetching = None
         await self._run_in_thread(lambda: self._t_assign(target, epochs))
 
-    async def getmany(self, active: Iterable[TP] | None, timeout_s: float) -> dict[TP, list[Any]]:
+    async def getmany(
+        self,
+        active: Iterable[TP] | None,
+        timeout_s: float,
+        fetching: Iterable[TP] | None = None,
+    ) -> dict[TP, list[Any]]:
         """Up to ``batch_max`` records of the ``active`` partitions, waiting up to
-        ``timeout_s`` for the first; partitions left out are paused."""
+        ``timeout_s`` for the first. The ``fetching`` ones (by default the active ones) go
+        on being fetched into the buffer; the others are paused.
+
+        Pausing and resuming in librdkafka is not free: it drops what was prefetched for
+        the partition and fetches it again. Faust takes a partition out of the active set
+        for a moment whenever its stream's buffer is full; such a partition should stay in
+        ``fetching``, or a backlog is fetched many times over."""
         wanted = frozenset(active) if active is not None else frozenset(self._ready)
-        if wanted != self._wanted:
-            self._wanted = wanted
-            self._send(lambda: self._t_activate(wanted))
+        fetch = wanted if fetching is None else frozenset(fetching)
+        if fetch != self._fetching:
+            self._fetching = fetch
+            self._send(lambda: self._t_activate(fetch))
         self._take_inbox()
         if not self._has_ready(wanted):
             self._arrived.clear()

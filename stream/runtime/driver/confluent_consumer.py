@@ -82,9 +82,17 @@ class ConfluentFetchThread(faust_aiokafka.AIOKafkaConsumerThread):
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:  # noqa: ASYNC109 - Faust's signature
-        if not self.consumer.flow_active:
+        consumer = self.consumer
+        if not consumer.flow_active:
             return {}
-        return await self._fetch().getmany(active_partitions, timeout)
+        fetching = None
+        if active_partitions is not None:
+            # Partitions out of the active set only while their stream's buffer is full
+            # (Faust's flow control) go on being fetched: see BatchFetcher.getmany.
+            fetching = (
+                active_partitions | consumer._buffered_partitions
+            ) - consumer._paused_partitions
+        return await self._fetch().getmany(active_partitions, timeout, fetching)
 
     def seek(self, partition: TP, offset: int) -> None:
         self._fetch().seek(partition, offset)

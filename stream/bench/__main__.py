@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", help="model backend (default auto)")
     parser.add_argument(
         "--drivers",
-        default="aiokafka",
+        default="aiokafka,confluent",
         help=f"consumer drivers of the pass-through agent and the worker, comma-separated "
         f"({', '.join(DRIVERS)})",
     )

@@ -5,9 +5,10 @@
         [-- ARGS OF python -m stream.bench]
 
 Without --json it runs ``python -m stream.bench ARGS --out build/out/bench.json`` first
-(five runs by default: about half an hour); with --json it renders that file. The tables
-replace what stands between ``<!-- bench:begin -->`` and ``<!-- bench:end -->`` and name
-the command, the date, the cores and the load average before the run.
+(five runs of both consumer drivers by default: about 45 minutes); with --json it renders
+that file. The tables replace what stands between ``<!-- bench:begin -->`` and
+``<!-- bench:end -->`` and name the command, the date, the cores and the load average
+before the run.
 
 --flame records the worker draining a backlog with py-spy (``py-spy record``, which needs
 ptrace; --nonblocking is tried when it is refused) into docs/flame-worker-rules.svg and,
@@ -38,6 +39,9 @@ NAMES = {
     "faust_passthrough": "Faust pass-through agent",
     "worker_rules": "worker, rules",
     "worker_model": "worker, model",
+    "faust_passthrough_confluent": "Faust pass-through agent, librdkafka fetching",
+    "worker_rules_confluent": "worker, rules, librdkafka fetching",
+    "worker_model_confluent": "worker, model, librdkafka fetching",
 }
 
 

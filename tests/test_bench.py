@@ -8,9 +8,18 @@ from typing import Any
 
 import pytest
 
+from stream.bench.__main__ import main as bench_main
 from stream.bench.measure import _percentiles, lag_grew
 from stream.bench.spread import spread
-from stream.bench.suite import Pinning, Plan, cpu_set, default_pinning, legacy_keys, summarise
+from stream.bench.suite import (
+    Pinning,
+    Plan,
+    cpu_set,
+    default_pinning,
+    legacy_keys,
+    split_driver,
+    summarise,
+)
 
 
 def test_pinning_puts_the_measured_process_on_the_last_core() -> None:
@@ -86,3 +95,26 @@ def test_the_model_worker_joins_when_a_bundle_is_given() -> None:
         "worker_rules",
         "worker_model",
     ]
+
+
+def test_a_second_driver_adds_its_pass_through_agent_and_workers() -> None:
+    plan = Plan(
+        1000, 1, (1000.0,), 5.0, Path("bundle"), None, Pinning(None, None),
+        ("aiokafka", "confluent"),
+    )  # fmt: skip
+    assert plan.configurations() == [
+        "consumer_loop",
+        "faust_passthrough",
+        "faust_passthrough_confluent",
+        "worker_rules",
+        "worker_model",
+        "worker_rules_confluent",
+        "worker_model_confluent",
+    ]
+    assert split_driver("worker_model_confluent") == ("worker_model", "confluent")
+    assert split_driver("faust_passthrough") == ("faust_passthrough", "aiokafka")
+
+
+def test_an_unknown_driver_is_refused_by_name() -> None:
+    with pytest.raises(SystemExit, match="--drivers"):
+        bench_main(["--drivers", "aiokafka,kafka-python", "--rules-only", "--no-pin"])

@@ -2,7 +2,8 @@
 consumer loop, each configuration repeated and pinned; prints one JSON object.
 
 Run: ``python -m stream.bench [--broker B] [--runs N] [--events N] [--rates R,R,R]
-[--seconds S] [--model DIR | --rules-only] [--backend B] [--out FILE]``, or
+[--seconds S] [--model DIR | --rules-only] [--backend B] [--drivers aiokafka,confluent]
+[--out FILE]``, or
 ``--gc-compare RUNS [--cpus C]`` for garbage-collection settling on and off.
 """
 
@@ -23,6 +24,7 @@ from model.shipped import shipped_bundle
 from stream.bench.gc_compare import gc_compare
 from stream.bench.measure import PARTITIONS
 from stream.bench.suite import (
+    DRIVERS,
     Pinning,
     Plan,
     cpu_set,
@@ -48,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, help="bundle (default: the shipped bundle)")
     parser.add_argument("--rules-only", action="store_true", help="no worker with the model")
     parser.add_argument("--backend", help="model backend (default auto)")
+    parser.add_argument(
+        "--drivers",
+        default="aiokafka,confluent",
+        help=f"consumer drivers of the pass-through agent and the worker, comma-separated "
+        f"({', '.join(DRIVERS)})",
+    )
     parser.add_argument("--no-pin", action="store_true", help="leave every process unpinned")
     parser.add_argument("--worker-cpus", help="cores of the measured processes (default: last)")
     parser.add_argument("--other-cpus", help="cores of the load and the broker (default: rest)")
@@ -87,8 +95,14 @@ def _plan(args: argparse.Namespace, pinning: Pinning) -> Plan:
         ) from None
     if args.runs < 1 or args.events < 1 or not rates or min(rates) <= 0:
         raise SystemExit("--runs, --events and every rate of --rates must be positive")
+    drivers = tuple(d.strip() for d in args.drivers.split(",") if d.strip())
+    unknown = [d for d in drivers if d not in DRIVERS]
+    if unknown or not drivers or len(set(drivers)) != len(drivers):
+        raise SystemExit(
+            f"--drivers: distinct names among {', '.join(DRIVERS)}, not {args.drivers!r}"
+        )
     model = None if args.rules_only else (args.model or shipped_bundle())
-    return Plan(args.events, args.runs, rates, args.seconds, model, args.backend, pinning)
+    return Plan(args.events, args.runs, rates, args.seconds, model, args.backend, pinning, drivers)
 
 
 def suite(bootstrap: str, plan: Plan, argv: list[str]) -> dict[str, Any]:

@@ -124,9 +124,9 @@ def consumer_loop_process(
 
 
 def passthrough_agent(
-    bootstrap: str, topic: str, n: int, cpus: str | None = None
+    bootstrap: str, topic: str, n: int, cpus: str | None = None, driver: str = "aiokafka"
 ) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "stream.runtime.passthrough", bootstrap, topic, str(n)]
+    cmd = [sys.executable, "-m", "stream.runtime.passthrough", bootstrap, topic, str(n), driver]
     done = subprocess.run(
         pinned(cmd, cpus), capture_output=True, text=True, timeout=900, check=True
     )

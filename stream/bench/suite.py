@@ -9,6 +9,10 @@ that a slow minute of the shared machine falls on each configuration alike):
   same size, then its event-to-alert latency and lag at each offered rate, and the
   garbage-collection pauses from its first consumed event to the end.
 
+Each consumer driver of ``Plan.drivers`` beyond Faust's own (``aiokafka``) adds its
+pass-through agent and workers, named with the driver as a suffix
+(``faust_passthrough_confluent``, ``worker_rules_confluent``, ...).
+
 The baselines and the worker run on the worker's cores; this process (the load generator)
 and the broker, when the benchmark starts it, on the others (``Pinning``).
 """
@@ -36,6 +40,22 @@ from stream.bench.measure import (
 from stream.bench.spread import spread
 
 BASELINES = ("consumer_loop", "faust_passthrough")
+DEFAULT_DRIVER = "aiokafka"  # Faust's own; its configurations carry no suffix
+DRIVERS = ("aiokafka", "confluent")
+
+
+def with_driver(name: str, driver: str) -> str:
+    return name if driver == DEFAULT_DRIVER else f"{name}_{driver}"
+
+
+def split_driver(name: str) -> tuple[str, str]:
+    """A configuration's name without its driver suffix, and the driver."""
+    for driver in DRIVERS:
+        if driver != DEFAULT_DRIVER and name.endswith(f"_{driver}"):
+            return name[: -len(driver) - 1], driver
+    return name, DEFAULT_DRIVER
+
+
 LATENCY_FIGURES = ("p50_ms", "p99_ms", "p999_ms", "max_ms")
 GC_FIGURES = (
     "collections",
@@ -93,10 +113,17 @@ class Plan:
     model: Path | None
     backend: str | None
     pinning: Pinning
+    drivers: tuple[str, ...] = (DEFAULT_DRIVER,)
+
+    def baselines(self) -> list[str]:
+        return ["consumer_loop", *(with_driver("faust_passthrough", d) for d in self.drivers)]
+
+    def workers(self) -> list[str]:
+        kinds = ["worker_rules"] + (["worker_model"] if self.model is not None else [])
+        return [with_driver(kind, d) for d in self.drivers for kind in kinds]
 
     def configurations(self) -> list[str]:
-        workers = ["worker_rules"] + (["worker_model"] if self.model is not None else [])
-        return [*BASELINES, *workers]
+        return [*self.baselines(), *self.workers()]
 
 
 def run_suite(bootstrap: str, plan: Plan, progress: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -120,12 +147,16 @@ def run_suite(bootstrap: str, plan: Plan, progress: Callable[[str], None]) -> li
 
 def _measure(bootstrap: str, plan: Plan, name: str, base: str, work: Path) -> dict[str, Any]:
     cpus = plan.pinning.worker
-    if name == "consumer_loop":
+    kind, driver = split_driver(name)
+    if kind == "consumer_loop":
         return _rounded(consumer_loop_process(bootstrap, base, plan.events, cpus))
-    if name == "faust_passthrough":
-        return _rounded(passthrough_agent(bootstrap, base, plan.events, cpus))
-    model = plan.model if name == "worker_model" else None
-    worker, drained = worker_drain(bootstrap, work, plan.events, model, plan.backend, cpus=cpus)
+    if kind == "faust_passthrough":
+        return _rounded(passthrough_agent(bootstrap, base, plan.events, cpus, driver))
+    model = plan.model if kind == "worker_model" else None
+    env = {"FRAUDSTREAM_CONSUMER_DRIVER": driver}
+    worker, drained = worker_drain(
+        bootstrap, work, plan.events, model, plan.backend, cpus=cpus, env=env
+    )
     try:
         before = gc_snapshot(worker)
         rates = {
@@ -151,12 +182,12 @@ def _rounded(result: dict[str, float]) -> dict[str, float]:
 def summarise(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians and ranges over the runs; ratios are taken within each run, then summarised."""
     configs = plan.configurations()
-    workers = [c for c in configs if c not in BASELINES]
+    workers = plan.workers()
     drain = {c: spread(r[c]["events_per_s"] for r in rows) for c in configs}
     ratios = {
         f"{w}_vs_{b}": spread(r[w]["events_per_s"] / r[b]["events_per_s"] for r in rows)
         for w in workers
-        for b in BASELINES
+        for b in plan.baselines()
     }
     latencies = {w: _latency_summary(plan, rows, w) for w in workers}
     gc = {
@@ -196,7 +227,7 @@ def legacy_keys(plan: Plan, summary: dict[str, Any]) -> dict[str, Any]:
     drain = summary["drain_events_per_s"]
     for name in plan.configurations():
         out[name] = {"events_per_s": drain[name]["median"]}
-    for w in plan.configurations()[len(BASELINES) :]:
+    for w in plan.workers():
         out[f"{w}_vs_passthrough"] = summary["ratios"][f"{w}_vs_faust_passthrough"]["median"]
         out[f"{w}_vs_consumer_loop"] = summary["ratios"][f"{w}_vs_consumer_loop"]["median"]
         first = summary["latency"][w][str(int(plan.rates[0]))]

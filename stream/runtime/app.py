@@ -19,7 +19,7 @@ import faust
 from stream.core.state import SellerState, UserState
 from stream.runtime import gc_pauses
 from stream.runtime.agents import EXIT_CRASH, SellerSide, UserSide, exit_on_crash
-from stream.runtime.driver import seek_guard, versions
+from stream.runtime.driver import confluent_consumer, seek_guard, versions
 from stream.runtime.driver.bulk_take import take_batches
 from stream.runtime.driver.commit_hook import before_commit
 from stream.runtime.driver.tables import CoalescedTable
@@ -39,7 +39,10 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     """Create the app; ``partitions`` is the input topic's actual partition count."""
     versions.check()
     app = _faust_app(settings, partitions)
-    seek_guard.install(app)
+    if settings.consumer_driver == "confluent":
+        confluent_consumer.install(app, settings.kafka_client_config())
+    else:
+        seek_guard.install(app)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.topic(EVENTS), partitions=partitions, **raw)
     by_seller = app.topic(settings.topic(BY_SELLER), partitions=partitions, **raw)

@@ -1,7 +1,9 @@
 """A pass-through Faust agent: the baseline for what Faust itself costs per event.
 
-``python -m stream.runtime.passthrough BROKER TOPIC N`` consumes N messages with one agent that does
-nothing but count, prints ``{"events": N, "seconds": S}`` and exits.
+``python -m stream.runtime.passthrough BROKER TOPIC N [DRIVER]`` consumes N messages with one
+agent that does nothing but count, prints ``{"events": N, "seconds": S}`` and exits. DRIVER
+is the consumer driver: ``aiokafka`` (Faust's, the default) or ``confluent`` (records
+fetched by librdkafka, ``stream.runtime.driver.confluent_consumer``).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import uuid
 import faust
 import orjson
 
+from stream.runtime.driver import confluent_consumer
 
-def main(broker: str, topic_name: str, expect: int) -> None:
+
+def main(broker: str, topic_name: str, expect: int, driver: str = "aiokafka") -> None:
     app = faust.App(
         f"passthrough-{uuid.uuid4().hex[:8]}",
         broker=f"kafka://{broker}",
@@ -25,6 +29,10 @@ def main(broker: str, topic_name: str, expect: int) -> None:
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
     )
+    if driver == "confluent":
+        confluent_consumer.install(app)
+    elif driver != "aiokafka":
+        raise SystemExit(f"driver: 'aiokafka' or 'confluent', not {driver!r}")
     topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
     seen = {"n": 0, "first": 0.0}
 
@@ -45,4 +53,4 @@ def main(broker: str, topic_name: str, expect: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), *sys.argv[4:5])

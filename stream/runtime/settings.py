@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +16,11 @@ from stream.detect.churn import ChurnConfig
 from stream.detect.processor import DetectorConfig
 from stream.detect.rules import RuleConfig
 from stream.runtime.security import SaslMechanism, SecurityProtocol, check, librdkafka_config
+
+# Who fetches the records: librdkafka in batches on a thread of its own, each poll delivered
+# to the streams at once, with aiokafka keeping the group (the default:
+# stream.runtime.driver.confluent_consumer), or aiokafka with Faust's own fetch loop.
+ConsumerDriver = Literal["aiokafka", "confluent"]
 
 
 class Settings(BaseSettings):
@@ -83,6 +89,7 @@ class Settings(BaseSettings):
     # Records per consumer poll: small polls keep events flowing to the agents evenly,
     # instead of bursts of many thousands that stall them while they are decoded.
     max_poll_records: int = Field(default=500, ge=1)
+    consumer_driver: ConsumerDriver = "confluent"
     # Decoded user and seller states kept in memory between micro-batches, per table.
     state_cache_size: int = Field(default=4096, ge=0)
     # Kafka security for real clusters (see stream.runtime.security); secrets are never printed.

@@ -1,8 +1,9 @@
 """The Faust and aiokafka versions whose internals the driver was written and tested against.
 
 The driver reaches into private parts of both (``bulk_take``, ``seek_guard``, ``tables``,
-``commit_hook``); another version may have moved them silently. The worker refuses to start
-on an untested version rather than lose events in ways no test has seen.
+``commit_hook``, ``confluent_consumer``, ``drain``: the last copies Faust's fetch loop);
+another version may have moved them silently. The worker refuses to start on an untested
+version rather than lose events in ways no test has seen.
 """
 
 from __future__ import annotations

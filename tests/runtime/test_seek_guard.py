@@ -128,3 +128,31 @@ def test_changelogs_no_longer_assigned_are_left_alone() -> None:
     c.assignment = lambda: {EVENTS_0}  # type: ignore[method-assign]
     asyncio.run(c.perform_seek())
     assert c._thread.seeks == {}
+
+
+def test_the_livelock_check_waits_for_a_partition_to_have_a_position() -> None:
+    """After a seek to the beginning aiokafka has no position for the partition until its
+    offset reset resolves; Faust's livelock check read it anyway and crashed the consumer
+    on aiokafka's assertion. The check now skips such a partition (aiokafka's subscription
+    state wants a running loop)."""
+    asyncio.run(_livelock_check())
+
+
+async def _livelock_check() -> None:
+    from aiokafka.consumer.subscription_state import SubscriptionState
+
+    from stream.runtime.driver.seek_guard import has_position
+
+    subscriptions = SubscriptionState()
+    subscriptions.assign_from_user({EVENTS_0})
+    thread = SimpleNamespace(
+        _ensure_consumer=lambda: SimpleNamespace(
+            _fetcher=SimpleNamespace(_subscriptions=subscriptions)
+        )
+    )
+    state = subscriptions.subscription.assignment.state_value(EVENTS_0)
+    assert not state.has_valid_position and not has_position(thread, EVENTS_0)
+    state.seek(5)
+    assert has_position(thread, EVENTS_0)
+    assert not has_position(thread, EVENTS_1)  # not assigned here
+    assert not has_position(SimpleNamespace(_ensure_consumer=lambda: None), EVENTS_0)

@@ -198,7 +198,9 @@ class SellerPipeline:
         fx.handled.append(record)
         key = record.key or b""
         seller_id = key.decode()
-        row = orjson.loads(record.value)
+        # A tuple of atoms, as _seller_row made it: the collector stops tracking it, where a
+        # list kept each of a seller's up to 500 orders in every full collection's walk.
+        row = tuple(orjson.loads(record.value))
         state = states.get(partition, key)
         result = apply_seller_record(state, seller_id, row, self.cfg, threshold)
         if result.outcome != "added":

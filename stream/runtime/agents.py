@@ -18,6 +18,7 @@ from stream.detect.model_churn import churn_for
 from stream.detect.pipeline import Record, UserPipeline
 from stream.detect.seller_pipeline import SellerPipeline
 from stream.runtime.driver.bulk_take import Batch, Taken, ack_taken
+from stream.runtime.driver.direct_feed import DirectBatch
 from stream.runtime.driver.tables import CoalescedTable
 from stream.runtime.metrics import Metrics
 from stream.runtime.model_slot import ModelSlot
@@ -48,6 +49,13 @@ def records(taken: list[Taken]) -> list[Record]:
     ]
 
 
+def batch_records(batch: Batch | DirectBatch) -> list[Record]:
+    """A batch's records; a direct batch's origin is the message itself."""
+    if isinstance(batch, DirectBatch):
+        return [Record(m.key, m.value, m.partition, m.offset, m) for m in batch.messages]
+    return records(batch.taken())
+
+
 class UserSide:
     def __init__(
         self,
@@ -67,16 +75,16 @@ class UserSide:
         )
         self._processed = {o: metrics.processed.labels(o) for o in ("added", "duplicate")}
 
-    def handle(self, batch: Batch) -> None:
+    def handle(self, batch: Batch | DirectBatch) -> None:
         started = time.perf_counter()
         with exit_on_crash():
-            fx = self.pipeline.run(records(batch.taken()), self.table, self.slot.model)
+            fx = self.pipeline.run(batch_records(batch), self.table, self.slot.model)
             self.sinks.dead_letters(fx)
             self.sinks.seller_records(fx)
             self.sinks.finish(fx, self.table, batch.ack)
         self._processed["added"].inc(fx.added)
         self._processed["duplicate"].inc(fx.duplicates)
-        size = len(batch.events)
+        size = len(batch)
         self.metrics.consumed.inc(size)
         self.metrics.micro_batch.labels("events").observe(size)
         elapsed = time.perf_counter() - started

@@ -22,6 +22,7 @@ from stream.runtime.agents import EXIT_CRASH, SellerSide, UserSide, exit_on_cras
 from stream.runtime.driver import confluent_consumer, seek_guard, versions
 from stream.runtime.driver.bulk_take import take_batches
 from stream.runtime.driver.commit_hook import before_commit
+from stream.runtime.driver.direct_feed import add_feed, take_direct
 from stream.runtime.driver.tables import CoalescedTable
 from stream.runtime.feedback_keeper import FeedbackKeeper
 from stream.runtime.metrics import Metrics
@@ -59,14 +60,31 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     feedback = app.topic(settings.topic(FEEDBACK), **raw)
     keeper = FeedbackKeeper(settings.data_dir, metrics, sinks.out, settings.topic(DEAD_LETTERS))
 
+    # With librdkafka fetching, the events skip Faust's conductor and stream (direct_feed).
+    feed = (
+        add_feed(app, events.get_topic_name(), app.conf.stream_buffer_maxsize)
+        if settings.consumer_driver == "confluent"
+        else None
+    )
+
     @app.agent(events, name="fraudstream.events")
     async def user_agent(stream: Any) -> None:
         first = settings.gc_settle
-        async for batch in take_batches(stream, batch_max, batch_wait):
+        rolling: gc_pauses.RollingFreeze | None = None
+        batches = (
+            take_batches(stream, batch_max, batch_wait)
+            if feed is None
+            else take_direct(stream, feed, batch_max, batch_wait)
+        )
+        async for batch in batches:
             user_side.handle(batch)
             if first:
                 gc_pauses.freeze_started()
+                if settings.gc_freeze_survivors:
+                    rolling = gc_pauses.freeze_survivors(metrics.gc_compactions.inc)
                 first = False
+            elif rolling is not None:
+                rolling.compact_if_due()
 
     @app.agent(by_seller, name="fraudstream.sellers")
     async def seller_agent(stream: Any) -> None:

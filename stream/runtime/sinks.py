@@ -18,6 +18,7 @@ from stream.core.alerts import to_alert
 from stream.core.dlq import dead_letter
 from stream.detect.pipeline import Effects
 from stream.detect.seller_pipeline import encode_seller_record, encode_watermark
+from stream.runtime.driver.bulk_take import Taken
 from stream.runtime.driver.tables import CoalescedTable
 from stream.runtime.metrics import Metrics
 from stream.runtime.output import KafkaOutput
@@ -27,6 +28,12 @@ from stream.runtime.topics import ALERT_TOPICS, BY_SELLER, DEAD_LETTERS
 from stream.runtime.write_behind import WriteBehind
 
 WATERMARK_EVERY_S = 0.1  # seconds between watermark announcements, at most
+
+
+def source_message(origin: Any) -> Any:
+    """The Faust message a record came from: its origin is the message itself (a direct
+    feed) or the event taken from a stream."""
+    return origin.message if isinstance(origin, Taken) else origin
 
 
 class Sinks:
@@ -44,7 +51,7 @@ class Sinks:
 
     def dead_letters(self, fx: Effects) -> None:
         for record, rejection in fx.dead_letters:
-            msg = record.origin.event.message
+            msg = source_message(record.origin)
             value = dead_letter(rejection, msg.topic, msg.partition, msg.offset, record.key,
                                 record.value)  # fmt: skip
             self.out.send(self.dlq_topic, record.key, value)
@@ -93,7 +100,7 @@ class Sinks:
                 for record, det in fx.alerts:
                     metrics.alerts.labels(det.kind).inc()
                     if record.origin is not None:
-                        sent = record.origin.event.message.timestamp
+                        sent = source_message(record.origin).timestamp
                         metrics.event_to_alert.labels(det.kind).observe(max(0.0, now - sent))
 
         self.behind.submit(alerts, done)

@@ -34,6 +34,10 @@ class Taken:
     def __init__(self, stream: Any, event: Any, state: Any) -> None:
         self.stream, self.event, self.state = stream, event, state
 
+    @property
+    def message(self) -> Any:
+        return self.event.message
+
 
 class Batch:
     """Up to ``max_`` events taken together; ``ack`` them once they are fully handled."""
@@ -42,6 +46,9 @@ class Batch:
 
     def __init__(self, stream: Any, events: list[Any], states: list[Any]) -> None:
         self._stream, self.events, self._states = stream, events, states
+
+    def __len__(self) -> int:
+        return len(self.events)
 
     def ack(self) -> None:
         _ack(self._stream, self.events, self._states)

@@ -15,6 +15,9 @@ delivery it stands: what Faust does to that message's delivery, after which Faus
 it sees with the flow inactive). Everything else is Faust's loop as it is: the read
 offsets, the gaps of acknowledged topics, ``commit_every``, a yield every 100 messages.
 
+Topics with a direct feed (``direct_feed``) skip the conductor: their messages go straight
+to their agent's feed.
+
 Delivering that fast fills a stream's buffer within a poll or two, and Faust then takes
 every partition of the stream out of the active set until the buffer drains
 (``on_buffer_full``, ``on_buffer_drop``). With no active partition, Faust's
@@ -31,6 +34,8 @@ from typing import Any
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types import TP, Message
+
+from stream.runtime.driver.direct_feed import feeds_of
 
 YIELD_EVERY = 100  # messages between two yields to the event loop, as Faust's loop
 
@@ -106,6 +111,10 @@ class PollDrain:
     ) -> None:
         consumer: Any = self
         callback: Callable[[Message], Awaitable[None]] = consumer.callback
+        app = consumer.app
+        feeds = feeds_of(app)
+        if feeds:
+            flow, producer_buffer = app.flow_control, app.producer.buffer
         read_offset = consumer._read_offset
         acks_enabled_for = consumer.app.topics.acks_enabled_for
         commit_every = consumer._commit_every
@@ -126,7 +135,16 @@ class PollDrain:
                 if commit_every is not None and consumer._n_acked >= commit_every:
                     consumer._n_acked = 0
                     await consumer.commit()
-                await callback(message)
+                feed = feeds.get(message.topic) if feeds else None
+                if feed is None:
+                    await callback(message)
+                else:  # what the conductor awaits first, then straight to the agent
+                    if not flow.is_active():
+                        await flow.acquire()
+                    if producer_buffer.size > producer_buffer.max_messages:
+                        await producer_buffer.wait_until_ebb()
+                    if not feed.offer(message):
+                        await feed.space()
                 read_offset[tp] = offset
             item = await anext(rest, None)
 

@@ -73,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="with --gc-compare: against the worker of the checkout in DIR, not settling off",
     )
+    parser.add_argument(
+        "--gc-steady",
+        metavar="RATE,SECONDS",
+        help="with --gc-compare: survivors frozen and not, over SECONDS at RATE events/s "
+        "after the drain",
+    )
     return parser
 
 
@@ -143,8 +149,18 @@ def main(argv: list[str] | None = None) -> int:
 
     def bench(bootstrap: str) -> dict[str, Any]:
         if plan is None:
+            steady = None
+            if args.gc_steady:
+                rate, seconds = (float(x) for x in args.gc_steady.split(","))
+                steady = (rate, seconds)
             return gc_compare(
-                bootstrap, args.events, args.gc_compare, args.cpus, args.model, args.gc_baseline
+                bootstrap,
+                args.events,
+                args.gc_compare,
+                args.cpus,
+                args.model,
+                args.gc_baseline,
+                steady,
             )
         return suite(bootstrap, plan, argv)
 

@@ -18,6 +18,21 @@ tuples of atoms, which the collector stops tracking at their first collection, s
 survivors that reach the older generations are about three objects per cached user; and
 the young threshold is small, so that each young collection walks at most a few thousand.
 
+Full collections still came every few seconds under load, 25-50 ms of CPU each, and found
+nothing to collect: what they walked was that run-time population of survivors (cached
+states, in-flight messages), over and over. ``RollingFreeze`` freezes the survivors as
+well: at the end of every collection of the middle or oldest generation, when the young
+generations are empty, it freezes what survived, so every later collection walks only
+objects younger than two young collections. Cycles among objects that die young are
+still collected; objects that die by reference counting (nearly all) are freed from the
+permanent generation as from any other. What it cannot collect is a cycle among frozen
+objects that becomes garbage later; so that such cycles cannot accumulate, when the
+frozen count passes a bound (twice what it was after the last such check, and at least
+``MIN_FROZEN_BOUND`` more than at start-up) it unfreezes the run-time objects, collects
+them in one full collection, and freezes the survivors again: one pause of the old kind
+in a long while instead of one every few seconds, and counted
+(``fraudstream_gc_compactions_total``).
+
 ``watch`` times every collection into ``fraudstream_gc_pause_seconds{generation}`` and its
 CPU time into ``fraudstream_gc_pause_cpu_seconds{generation}``.
 """
@@ -71,6 +86,54 @@ def watch(pauses: Histogram, longest: Gauge, cpu: Histogram | None = None) -> Pa
 def unwatch(callback: PauseWatch) -> None:
     if callback in gc.callbacks:
         gc.callbacks.remove(callback)
+
+
+MIN_FROZEN_BOUND = 200_000  # run-time objects frozen before a compaction is considered
+
+
+class RollingFreeze:
+    """A ``gc.callbacks`` hook: freeze the survivors of every collection of generation 1 or
+    2 (see the module's text); ``compact_if_due`` is called between micro-batches."""
+
+    def __init__(self, on_compaction: Any = None, min_bound: int = MIN_FROZEN_BOUND) -> None:
+        self.freezes = self.compactions = 0
+        self._min_bound = min_bound
+        self._base = gc.get_freeze_count()  # start-up objects, frozen by ``settle``
+        self._bound = self._base + min_bound
+        self._on_compaction = on_compaction
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        # At "stop" the collection is over and generations 0 and 1 are empty: what is
+        # left in the oldest generation survived at least two collections.
+        if phase == "stop" and info["generation"] >= 1:
+            gc.freeze()
+            self.freezes += 1
+
+    def compact_if_due(self) -> bool:
+        """One full collection of the run-time objects when the frozen count passed its
+        bound; True when it ran."""
+        if gc.get_freeze_count() <= self._bound:
+            return False
+        # Start-up objects go back in too (gc.unfreeze has no finer grain), and are
+        # walked once by this collection.
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        self.compactions += 1
+        frozen = gc.get_freeze_count()
+        self._bound = max(2 * frozen - self._base, frozen + self._min_bound)
+        if self._on_compaction is not None:
+            self._on_compaction()
+        return True
+
+
+def freeze_survivors(on_compaction: Any = None, min_bound: int = MIN_FROZEN_BOUND) -> RollingFreeze:
+    """Start freezing the survivors of every older-generation collection."""
+    for old in [c for c in gc.callbacks if isinstance(c, RollingFreeze)]:
+        gc.callbacks.remove(old)  # an agent started again: one hook at a time
+    hook = RollingFreeze(on_compaction, min_bound)
+    gc.callbacks.append(hook)
+    return hook
 
 
 def freeze_started() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from prometheus_client import (
@@ -148,6 +149,19 @@ class Metrics:
             "The longest garbage-collection pause since the worker started",
             registry=r,
         )
+        self.gc_compactions = Counter(
+            "fraudstream_gc_compactions_total",
+            "Full collections of the frozen run-time objects, run when their count passed its "
+            "bound (stream.runtime.gc_pauses.RollingFreeze)",
+            registry=r,
+        )
+        self.gc_frozen = Gauge(
+            "fraudstream_gc_frozen_objects",
+            "Objects in the collector's permanent generation: start-up objects and frozen "
+            "survivors; steady under load unless frozen cycles leak",
+            registry=r,
+        )
+        self.gc_frozen.set_function(gc.get_freeze_count)
         self.reorder_waiting = Gauge(
             "fraudstream_seller_reorder_waiting",
             "Seller records held back until the input partitions' event time passes them",

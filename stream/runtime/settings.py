@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # Freeze start-up objects out of the garbage collector's way and collect young objects
     # less often (stream.runtime.gc_pauses); off only to measure the difference.
     gc_settle: bool = True
+    # With gc_settle: freeze the survivors of every older-generation collection too, so
+    # that no collection walks the run-time population (stream.runtime.gc_pauses).
+    gc_freeze_survivors: bool = True
     # Drift gauges: the latest this many decisions against the bundle's reference
     # distributions, recomputed every drift_seconds.
     drift_window: int = Field(default=5000, ge=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -45,3 +46,51 @@ def test_settling_freezes_what_lives_and_raises_the_thresholds(gc_state: None) -
     assert gc.get_threshold() == gc_pauses.THRESHOLDS
     # A full collection no longer walks the frozen objects: it finds far fewer.
     assert len(gc.get_objects(generation=2)) < frozen
+
+
+class Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the cyclic collector frees it
+
+
+def test_survivors_of_an_older_collection_are_frozen_and_young_garbage_is_not(
+    gc_state: None,
+) -> None:
+    gc.collect()
+    hook = gc_pauses.freeze_survivors(min_bound=10**9)
+    try:
+        kept = [Node() for _ in range(100)]
+        dead = Node()
+        dead_ref = weakref.ref(dead)
+        del dead
+        before = gc.get_freeze_count()
+        gc.collect(1)
+        assert hook.freezes == 1
+        assert dead_ref() is None  # young cyclic garbage is collected, not frozen
+        assert gc.get_freeze_count() >= before + len(kept)
+        # Frozen: no collection walks them any more.
+        assert not any(isinstance(o, Node) for o in gc.get_objects())
+        gc.collect(0)
+        assert hook.freezes == 1  # young collections do not freeze
+    finally:
+        gc.callbacks.remove(hook)
+
+
+def test_frozen_cycles_that_die_are_collected_once_the_bound_is_passed(gc_state: None) -> None:
+    gc.collect()
+    compactions: list[int] = []
+    hook = gc_pauses.freeze_survivors(lambda: compactions.append(1), min_bound=500)
+    try:
+        assert not hook.compact_if_due()
+        leaked = [Node() for _ in range(1000)]
+        refs = [weakref.ref(n) for n in leaked]
+        gc.collect(1)  # frozen with the survivors
+        del leaked
+        gc.collect()
+        assert all(r() is not None for r in refs)  # frozen garbage: only a compaction frees it
+        assert hook.compact_if_due() and compactions == [1]
+        assert all(r() is None for r in refs)
+        assert gc.get_freeze_count() > 0  # the survivors are frozen again
+        assert not hook.compact_if_due()
+    finally:
+        gc.callbacks.remove(hook)

@@ -20,7 +20,7 @@ from stream.detect.seller_pipeline import SellerPipeline
 from stream.runtime.driver.bulk_take import Batch, Taken, ack_taken
 from stream.runtime.driver.direct_feed import DirectBatch
 from stream.runtime.driver.tables import CoalescedTable
-from stream.runtime.metrics import Metrics
+from stream.runtime.metrics import Metrics, observe_many
 from stream.runtime.model_slot import ModelSlot
 from stream.runtime.settings import Settings
 from stream.runtime.sinks import Sinks
@@ -87,9 +87,7 @@ class UserSide:
         size = len(batch)
         self.metrics.consumed.inc(size)
         self.metrics.micro_batch.labels("events").observe(size)
-        elapsed = time.perf_counter() - started
-        for _ in range(size):
-            self.metrics.processing.observe(elapsed)
+        observe_many(self.metrics.processing, time.perf_counter() - started, size)
 
     def forget(self, partitions: set[int]) -> None:
         """Input partitions gone in a rebalance: their event-time watermarks go too."""

@@ -184,6 +184,20 @@ class Metrics:
         self.model_fallback.set(1 if configured and backend == "rules" else 0)
 
 
+def observe_many(histogram: Histogram, amount: float, times: int) -> None:
+    """``histogram.observe(amount)`` ``times`` times, in one step: every event of a
+    micro-batch is handled in the batch's time, and a loop of observations per event cost
+    about 1% of the worker's time. Uses the client's own bucket fields, as ``observe``."""
+    if times <= 0:
+        return
+    histogram._raise_if_not_observable()
+    histogram._sum.inc(amount * times)
+    for i, bound in enumerate(histogram._upper_bounds):
+        if amount <= bound:
+            histogram._buckets[i].inc(times)
+            break
+
+
 def estimate_keys(table: Any) -> int:
     """Keys in a Faust RocksDB table's partition databases held by this worker.
 

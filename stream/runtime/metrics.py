@@ -190,7 +190,7 @@ def observe_many(histogram: Histogram, amount: float, times: int) -> None:
     about 1% of the worker's time. Uses the client's own bucket fields, as ``observe``."""
     if times <= 0:
         return
-    histogram._raise_if_not_observable()
+    histogram._raise_if_not_observable()  # type: ignore[no-untyped-call]
     histogram._sum.inc(amount * times)
     for i, bound in enumerate(histogram._upper_bounds):
         if amount <= bound:

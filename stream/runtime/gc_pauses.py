@@ -89,14 +89,24 @@ def unwatch(callback: PauseWatch) -> None:
 
 
 MIN_FROZEN_BOUND = 200_000  # run-time objects frozen before a compaction is considered
+# gc.get_freeze_count() walks the whole permanent generation (0.9 ms for 130,000
+# objects): checked per micro-batch it slowed the worker measurably.
+CHECK_EVERY_S = 10.0
 
 
 class RollingFreeze:
     """A ``gc.callbacks`` hook: freeze the survivors of every collection of generation 1 or
     2 (see the module's text); ``compact_if_due`` is called between micro-batches."""
 
-    def __init__(self, on_compaction: Any = None, min_bound: int = MIN_FROZEN_BOUND) -> None:
+    def __init__(
+        self,
+        on_compaction: Any = None,
+        min_bound: int = MIN_FROZEN_BOUND,
+        check_every_s: float = CHECK_EVERY_S,
+    ) -> None:
         self.freezes = self.compactions = 0
+        self._check_every_s = check_every_s
+        self._next_check = time.monotonic() + check_every_s
         self._min_bound = min_bound
         self._base = gc.get_freeze_count()  # start-up objects, frozen by ``settle``
         self._bound = self._base + min_bound
@@ -111,7 +121,11 @@ class RollingFreeze:
 
     def compact_if_due(self) -> bool:
         """One full collection of the run-time objects when the frozen count passed its
-        bound; True when it ran."""
+        bound (looked at every ``check_every_s``); True when it ran."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return False
+        self._next_check = now + self._check_every_s
         if gc.get_freeze_count() <= self._bound:
             return False
         # Start-up objects go back in too (gc.unfreeze has no finer grain), and are
@@ -127,11 +141,15 @@ class RollingFreeze:
         return True
 
 
-def freeze_survivors(on_compaction: Any = None, min_bound: int = MIN_FROZEN_BOUND) -> RollingFreeze:
+def freeze_survivors(
+    on_compaction: Any = None,
+    min_bound: int = MIN_FROZEN_BOUND,
+    check_every_s: float = CHECK_EVERY_S,
+) -> RollingFreeze:
     """Start freezing the survivors of every older-generation collection."""
     for old in [c for c in gc.callbacks if isinstance(c, RollingFreeze)]:
         gc.callbacks.remove(old)  # an agent started again: one hook at a time
-    hook = RollingFreeze(on_compaction, min_bound)
+    hook = RollingFreeze(on_compaction, min_bound, check_every_s)
     gc.callbacks.append(hook)
     return hook
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from stream.core.state import SellerState, UserState
 from stream.detect.model_churn import churn_for
@@ -54,6 +55,16 @@ def batch_records(batch: Batch | DirectBatch) -> list[Record]:
     if isinstance(batch, DirectBatch):
         return [Record(m.key, m.value, m.partition, m.offset, m) for m in batch.messages]
     return records(batch.taken())
+
+
+def ack_origins(origins: list[Any], ack_message: Callable[[Any], Any]) -> None:
+    """Acknowledge records handled, perhaps batches after they were taken (the seller side
+    holds records back to reorder them): events taken from a stream, or messages of a
+    direct feed."""
+    ack_taken([o for o in origins if isinstance(o, Taken)])
+    for origin in origins:
+        if not isinstance(origin, Taken):
+            ack_message(origin)
 
 
 class UserSide:
@@ -104,15 +115,17 @@ class SellerSide:
         sinks: Sinks,
         table: CoalescedTable[SellerState],
         partitions: int,
+        ack_message: Callable[[Any], Any],
     ) -> None:
         self.metrics, self.slot, self.sinks, self.table = metrics, slot, sinks, table
+        self.ack_message = ack_message  # a record from a direct feed: the consumer's ack
         self.pipeline = SellerPipeline(
             settings.detector_config(), partitions, settings.reorder_wait_ms
         )
 
-    def handle(self, batch: Batch) -> None:
-        self.metrics.micro_batch.labels("sellers").observe(len(batch.events))
-        self._run(records(batch.taken()))
+    def handle(self, batch: Batch | DirectBatch) -> None:
+        self.metrics.micro_batch.labels("sellers").observe(len(batch))
+        self._run(batch_records(batch))
 
     def release_due(self) -> None:
         """Records whose wait for the watermark is over, when no new batch comes in."""
@@ -131,6 +144,6 @@ class SellerSide:
             fx = self.pipeline.run(batch, self.table, self.slot.model, now_ms)
             self.sinks.dead_letters(fx)
             handled = [r.origin for r in fx.handled]
-            self.sinks.finish(fx, self.table, lambda: ack_taken(handled))
+            self.sinks.finish(fx, self.table, lambda: ack_origins(handled, self.ack_message))
         self.metrics.seller_records.inc(fx.added + fx.duplicates)
         self.metrics.reorder_waiting.set(self.pipeline.waiting())

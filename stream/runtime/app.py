@@ -55,17 +55,19 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     slot = ModelSlot(settings, metrics)
     sinks = Sinks(settings, metrics, partitions)
     user_side = UserSide(settings, metrics, slot, sinks, users)
-    seller_side = SellerSide(settings, metrics, slot, sinks, sellers, partitions)
+    seller_side = SellerSide(
+        settings, metrics, slot, sinks, sellers, partitions, lambda m: app.consumer.ack(m)
+    )
     batch_max, batch_wait = settings.batch_max, settings.batch_wait_ms / 1000.0
     feedback = app.topic(settings.topic(FEEDBACK), **raw)
     keeper = FeedbackKeeper(settings.data_dir, metrics, sinks.out, settings.topic(DEAD_LETTERS))
 
-    # With librdkafka fetching, the events skip Faust's conductor and stream (direct_feed).
-    feed = (
-        add_feed(app, events.get_topic_name(), app.conf.stream_buffer_maxsize)
-        if settings.consumer_driver == "confluent"
-        else None
-    )
+    # With librdkafka fetching, both agents' messages skip Faust's conductor and streams
+    # (direct_feed).
+    direct = settings.consumer_driver == "confluent"
+    maxsize = app.conf.stream_buffer_maxsize
+    feed = add_feed(app, events.get_topic_name(), maxsize) if direct else None
+    seller_feed = add_feed(app, by_seller.get_topic_name(), maxsize) if direct else None
 
     @app.agent(events, name="fraudstream.events")
     async def user_agent(stream: Any) -> None:
@@ -88,7 +90,12 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
 
     @app.agent(by_seller, name="fraudstream.sellers")
     async def seller_agent(stream: Any) -> None:
-        async for batch in take_batches(stream, batch_max, batch_wait):
+        batches = (
+            take_batches(stream, batch_max, batch_wait)
+            if seller_feed is None
+            else take_direct(stream, seller_feed, batch_max, batch_wait)
+        )
+        async for batch in batches:
             seller_side.handle(batch)
 
     @app.agent(feedback, name="fraudstream.feedback")

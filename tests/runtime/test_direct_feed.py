@@ -9,6 +9,7 @@ from typing import Any
 
 from faust.types import TP
 
+from stream.runtime.agents import ack_origins
 from stream.runtime.driver.direct_feed import DirectFeed, add_feed, take_direct
 from stream.runtime.driver.drain import PollDrain
 from tests.runtime.test_drain import FaustLike
@@ -42,10 +43,15 @@ class Flow:
 
 class Buffer:
     size, max_messages = 0, 100
+    ebbs = 0
+
+    async def wait_until_ebb(self) -> None:
+        self.ebbs += 1
 
 
 class Producer:
-    buffer = Buffer()
+    def __init__(self) -> None:
+        self.buffer = Buffer()
 
 
 class Topics:
@@ -180,3 +186,24 @@ def test_messages_taken_while_the_flow_is_suspended_are_left_untracked() -> None
         await batches.aclose()
 
     asyncio.run(run())
+
+
+def test_a_full_producer_buffer_is_waited_for_once_per_stretch_of_messages() -> None:
+    async def run() -> None:
+        consumer = Consumer()
+        buffer = consumer.app.producer.buffer
+        buffer.size = 500  # over max_messages: Faust's own sends are behind
+        feed = add_feed(consumer.app, EVENTS, maxsize=1000)
+        items = [(A, Message(A, o)) for o in range(250)]
+        await consumer._deliver(items[0], _poll(items[1:]))
+        assert len(feed) == 250
+        assert buffer.ebbs == 3  # at the start and after each yield, every 100 messages
+
+    asyncio.run(run())
+
+
+def test_handled_records_are_acked_by_the_consumer_when_they_came_directly() -> None:
+    acked: list[Message] = []
+    messages = [Message(A, 0), Message(A, 1)]
+    ack_origins(messages, acked.append)
+    assert acked == messages

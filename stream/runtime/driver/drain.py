@@ -119,6 +119,7 @@ class PollDrain:
         acks_enabled_for = consumer.app.topics.acks_enabled_for
         commit_every = consumer._commit_every
         since_yield = 0
+        ebb_checked = False
         item: tuple[TP, Message] | None = first
         while item is not None:
             tp, message = item
@@ -126,6 +127,7 @@ class PollDrain:
             if since_yield > YIELD_EVERY:
                 await asyncio.sleep(0)
                 since_yield = 0
+                ebb_checked = False
             offset = message.offset
             r_offset = read_offset.get(tp)
             if r_offset is None or offset >= r_offset:
@@ -141,8 +143,13 @@ class PollDrain:
                 else:  # what the conductor awaits first, then straight to the agent
                     if not flow.is_active():
                         await flow.acquire()
-                    if producer_buffer.size > producer_buffer.max_messages:
-                        await producer_buffer.wait_until_ebb()
+                    # Faust's producer buffer holds only what Faust itself sends (the
+                    # worker's output goes through librdkafka), and reading its size is
+                    # costly: looked at once per YIELD_EVERY messages, not per message.
+                    if not ebb_checked:
+                        ebb_checked = True
+                        if producer_buffer.size > producer_buffer.max_messages:
+                            await producer_buffer.wait_until_ebb()
                     if not feed.offer(message):
                         await feed.space()
                 read_offset[tp] = offset

@@ -4,6 +4,7 @@ broker), and its assignments, seeks, pauses and positions against a real broker.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -124,6 +125,39 @@ def test_assign_seek_pause_and_position_against_a_broker(kafka_broker: str) -> N
             await fetcher.assign({p1})  # p0 revoked
             await fetcher.seek_wait({p1: 48})
             assert await take(fetcher, {p0, p1}, 2) == {p1: [48, 49]}
+        finally:
+            fetcher.stop()
+
+    asyncio.run(run())
+
+
+@pytest.mark.kafka
+def test_a_lone_record_is_handed_out_without_waiting_for_a_full_poll(kafka_broker: str) -> None:
+    topic = f"fetcher-{uuid.uuid4().hex[:8]}"
+    ensure_topics(kafka_broker, [topic], 1)
+    tp = TP(topic, 0)
+    producer = Producer({"bootstrap.servers": kafka_broker, "linger.ms": 0})
+
+    async def run() -> None:
+        config = {"bootstrap.servers": kafka_broker, "group.id": f"g-{topic}"}
+        # A poll of up to 100 records may wait 3 s: a lone record must not wait that long.
+        fetcher = BatchFetcher(
+            config, asyncio.get_running_loop(), batch_max=100, buffer_limit=200, poll_s=3.0
+        )
+        fetcher.start()
+        try:
+            await fetcher.assign({tp})
+            await fetcher.seek_wait({tp: 0})
+            await asyncio.sleep(1.0)  # the fetcher is now inside a poll
+            producer.produce(topic, value=b"one")
+            producer.flush(10)
+            sent = time.monotonic()
+            got: list[Any] = []
+            while not got and time.monotonic() - sent < 10:
+                got = (await fetcher.getmany({tp}, 5.0)).get(tp, [])
+            waited = time.monotonic() - sent
+            assert [r.value() for r in got] == [b"one"]
+            assert waited < 2.0, f"the record waited {waited:.2f} s"
         finally:
             fetcher.stop()
 

@@ -284,9 +284,15 @@ class BatchFetcher:
 
     def _fetch(self) -> None:
         assert self._consumer is not None
-        messages = self._consumer.consume(self._batch_max, self._poll_s)
-        if not messages:
+        # ``consume(n, timeout)`` waits until it has n messages or the timeout passes: under
+        # light traffic every record waited out the timeout (50 ms). So wait for one, then
+        # take what else has already arrived without waiting.
+        first = self._consumer.poll(self._poll_s)
+        if first is None:
             return
+        messages = [first]
+        if self._batch_max > 1:
+            messages += self._consumer.consume(self._batch_max - 1, 0)
         records: dict[TP, list[Any]] = {}
         for message in messages:
             error = message.error()

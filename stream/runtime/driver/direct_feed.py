@@ -4,10 +4,10 @@ With the ``confluent`` driver, Faust's per-message path was most of what remaine
 cost per event: for each message the conductor awaits the flow control and the producer
 buffer, decodes key and value into an ``Event`` (``App.create_event``), puts it on the
 stream's queue, and the sensors record it in and out (docs/benchmarks.md, "Where the time
-goes"). The user agent needs none of that: its key and value stay bytes, and it handles
-events in micro-batches. So its topic's messages skip the conductor: the fetch loop
-(``drain``) appends each one to a ``DirectFeed``, and the agent takes what has queued up
-there (``take_direct``), as ``bulk_take`` takes a stream's queue.
+goes"). The user and seller agents need none of that: keys and values stay bytes, and
+they handle messages in micro-batches. So their topics' messages skip the conductor: the
+fetch loop (``drain``) appends each one to the agent's ``DirectFeed``, and the agent takes
+what has queued up there (``take_direct``), as ``bulk_take`` takes a stream's queue.
 
 What Faust's path guarantees is kept:
 

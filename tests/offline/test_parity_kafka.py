@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from model.sequence_model import SequenceModel
 from stream.detect.churn import ChurnConfig
@@ -163,7 +164,8 @@ def test_kill_9_mid_stream_loses_and_invents_no_alert(
     tmp_path: Path,
 ) -> None:
     """SIGKILL a third of the way in, restart: every alert the backtest raises arrives, none
-    other does. At-least-once may repeat an alert in flight at the kill, with the same id."""
+    other does. At-least-once may repeat an alert in flight at the kill, with the same id:
+    only an alert of an event whose offset the group had not committed."""
     events, count = traffic
     _, bundle = tiny_bundle
     offline = offline_alerts(events, tmp_path / "a.jsonl", SequenceModel(bundle, "onnx"))
@@ -172,7 +174,16 @@ def test_kill_9_mid_stream_loses_and_invents_no_alert(
     try:
         replay_file(events, kafka_broker, worker.topic("events"))
         worker.wait_metric("fraudstream_events_consumed_total", count // 3, timeout=240)
+        # Something committed before the kill, or the check of repeats below means nothing.
+        deadline = time.monotonic() + 30
+        while not any(
+            committed_offsets(kafka_broker, worker.app_id, worker.topic("events")).values()
+        ):
+            assert time.monotonic() < deadline, "the worker committed nothing"
+            time.sleep(0.2)
         worker.kill()
+        committed = committed_offsets(kafka_broker, worker.app_id, worker.topic("events"))
+        assert sum(committed.values()) < count
         worker.start()
         wait_caught_up(worker)
         # Repeats at the kill must not end the wait before every distinct alert is in.
@@ -180,6 +191,50 @@ def test_kill_9_mid_stream_loses_and_invents_no_alert(
         messages = consume(kafka_broker, topic, len(offline["fraud"]), 30, unique=alert_id)
     finally:
         worker.stop()
-    ids = [orjson.loads(m.value())["alert_id"] for m in messages]
+    alerts = [orjson.loads(m.value()) for m in messages]
+    ids = [a["alert_id"] for a in alerts]
     assert set(ids) == set(offline["fraud"])
-    assert len(ids) - len(set(ids)) <= max(1, len(set(ids)) // 10)
+    repeated = {i for i in ids if ids.count(i) > 1}
+    where = event_offsets(kafka_broker, worker.topic("events"))
+    for alert in alerts:
+        if alert["alert_id"] in repeated:
+            partition, offset = where[alert["event_id"]]
+            assert offset >= committed[partition], (
+                f"alert {alert['alert_id']} repeated, but its event (partition {partition}, "
+                f"offset {offset}) was committed at the kill (committed {committed})"
+            )
+    assert len(repeated) < len(set(ids))  # a restart that repeated everything is no resume
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offset of every partition of ``topic`` (0 where none)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        tps = [TopicPartition(topic, p) for p in partitions]
+        return {tp.partition: max(tp.offset, 0) for tp in consumer.committed(tps, timeout=10)}
+    finally:
+        consumer.close()
+
+
+def event_offsets(bootstrap: str, topic: str) -> dict[str, tuple[int, int]]:
+    """Every event's partition and offset in ``topic``, by event id."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p))[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        where: dict[str, tuple[int, int]] = {}
+        done = {p for p, end in ends.items() if end == 0}
+        deadline = time.monotonic() + 60
+        while len(done) < len(ends) and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 1.0):
+                if msg.error() is None:
+                    where[orjson.loads(msg.value())["event_id"]] = (msg.partition(), msg.offset())
+                    if msg.offset() + 1 >= ends[msg.partition()]:
+                        done.add(msg.partition())
+        return where
+    finally:
+        consumer.close()

@@ -2,7 +2,7 @@
 (``python -m stream.bench --gc-compare RUNS``): GC settling on and off, or, with
 ``--gc-baseline DIR``, this code against the worker of another checkout (run from ``DIR``,
 e.g. an earlier commit's ``git archive``), or, with ``--gc-steady RATE,SECONDS``, the
-survivors frozen (``FRAUDSTREAM_GC_FREEZE_SURVIVORS``, the default) and not, over a stretch
+survivors frozen (``FRAUDSTREAM_GC_FREEZE_SURVIVORS``) and not, over a stretch
 of steady traffic after the drain: full collections come every few seconds under steady
 load, and a drain of a backlog is too short to show them."""
 

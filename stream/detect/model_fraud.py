@@ -50,6 +50,10 @@ FEATURE_WORDS = {
 }
 
 
+# Occlusion results for one window: (window index, drop) and (feature group, drop).
+Explanation = tuple[list[tuple[int, float]], list[tuple[str, float]]]
+
+
 @dataclass(frozen=True)
 class PendingFraud:
     """A decision event waiting for its score."""
@@ -73,9 +77,17 @@ class FraudModel(Protocol):
 
     def scores(self, windows: list[list[Row]]) -> dict[str, list[float]]: ...
 
-    def explain_fraud(
-        self, window: list[Row]
-    ) -> tuple[list[tuple[int, float]], list[tuple[str, float]]]: ...
+    def explain_frauds(self, windows: list[list[Row]]) -> list[Explanation]: ...
+
+
+@dataclass(frozen=True)
+class ModelAlert:
+    """A decision the model alerts on, to be explained (``explain``) before it is sent."""
+
+    pending: PendingFraud
+    score: float
+    threshold: float
+    hits: list[RuleHit]
 
 
 def decide(
@@ -84,10 +96,10 @@ def decide(
     threshold: float,
     cooldown_ms: int,
     rules: RuleConfig,
-    model: FraudModel,
-) -> list[Detection]:
-    """An alert when ``score`` crosses ``threshold`` and the user is not cooling down;
-    the rules' findings on the same window, when any, join the model's reasons.
+) -> list[Detection] | ModelAlert:
+    """An alert when ``score`` crosses ``threshold`` and the user is not cooling down
+    (a ``ModelAlert``: explaining it needs the model); the rules' findings on the same
+    window, when any, join the model's reasons.
 
     Below the threshold the rules still decide: a rule that fires (and is not cooling
     down) raises its own alert, with the model's score as a reason. The rules know patterns
@@ -104,7 +116,7 @@ def decide(
     hits = rule_hits(pending.window, pending.trigger, rules)
     for hit in hits:
         state.cooldowns[hit.rule] = ts
-    return [_model_alert(pending, score, threshold, hits, model)]
+    return ModelAlert(pending, score, threshold, hits)
 
 
 def _rules_below_threshold(
@@ -124,13 +136,12 @@ def _rules_below_threshold(
     return [replace(d, reasons=(*d.reasons, model_reason)) for d in found]
 
 
-def _model_alert(
-    pending: PendingFraud, score: float, threshold: float, hits: list[RuleHit], model: FraudModel
-) -> Detection:
+def explain(alert: ModelAlert, explanation: Explanation) -> Detection:
     """The model's alert, explained by occlusion: the events and feature groups whose
     hiding lowers the score most, then the rules' findings and what was new."""
+    pending, score, threshold, hits = alert.pending, alert.score, alert.threshold, alert.hits
     window, trigger = pending.window, pending.trigger
-    events, features = model.explain_fraud(window)
+    events, features = explanation
     drivers = [(i, d) for i, d in events if d >= MIN_DROP][:TOP_EVENTS]
     reasons = [Reason("model.fraud", f"sequence model score {score:.3f} >= {threshold:.3f}")]
     # Events and feature groups together, the biggest drop first: most important first.
@@ -191,17 +202,22 @@ def decide_all(
     rules: RuleConfig,
     max_batch: int = 256,
 ) -> tuple[dict[str, list[float]], list[list[Detection]]]:
-    """Score decisions in model calls of at most ``max_batch`` windows, then decide them in
-    order. Returns every kind's scores (fraud, and brushing where the bundle has it) and
-    the fraud detections per decision."""
+    """Score decisions in model calls of at most ``max_batch`` windows, decide them in
+    order, then explain the model's alerts together. Returns every kind's scores (fraud,
+    and brushing where the bundle has it) and the fraud detections per decision."""
     scores: dict[str, list[float]] = {}
     for start in range(0, len(pending), max_batch):
         chunk = pending[start : start + max_batch]
         for kind, values in model.scores([p.window for p in chunk]).items():
             scores.setdefault(kind, []).extend(values)
-    detections = [
-        decide(p, s, threshold, cooldown_ms, rules, model)
+    decided = [
+        decide(p, s, threshold, cooldown_ms, rules)
         for p, s in zip(pending, scores["fraud"], strict=True)
+    ]
+    alerts = [d for d in decided if isinstance(d, ModelAlert)]
+    explained = iter(model.explain_frauds([a.pending.window for a in alerts]))
+    detections = [
+        [explain(d, next(explained))] if isinstance(d, ModelAlert) else d for d in decided
     ]
     return scores, detections
 

@@ -40,7 +40,12 @@ from stream.core.state import (
 )
 from stream.detect.churn import ChurnBudget, ChurnClock, ChurnConfig
 from stream.detect.model_churn import churn_verdicts
-from stream.detect.model_fraud import PendingFraud, decide_all, scored_seller_records
+from stream.detect.model_fraud import (
+    Explanation,
+    PendingFraud,
+    decide_all,
+    scored_seller_records,
+)
 from stream.detect.processor import DetectorConfig, apply_user_event
 
 S = TypeVar("S")
@@ -80,9 +85,7 @@ class Model(Protocol):
 
     def scores(self, windows: list[list[Row]]) -> dict[str, list[float]]: ...
 
-    def explain_fraud(
-        self, window: list[Row]
-    ) -> tuple[list[tuple[int, float]], list[tuple[str, float]]]: ...
+    def explain_frauds(self, windows: list[list[Row]]) -> list[Explanation]: ...
 
     def idle_scores(self, windows: list[list[Row]], now_ms: int, batch: int) -> list[float]: ...
 

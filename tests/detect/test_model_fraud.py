@@ -14,7 +14,7 @@ from stream.core.alerts import Detection
 from stream.core.schema import DECISION_TYPES, Event
 from stream.core.state import EID, Row, UserState
 from stream.core.timeutil import MINUTE_MS
-from stream.detect.model_fraud import MODEL_COOLDOWN, PendingFraud, decide_all
+from stream.detect.model_fraud import MODEL_COOLDOWN, Explanation, PendingFraud, decide_all
 from stream.detect.processor import DetectorConfig, apply_user_event
 from tests.events import T0, card_testing, ev
 
@@ -36,11 +36,12 @@ class FakeModel:
         self.batches.append(len(windows))
         return {"fraud": [self.by_event.get(w[-1][EID], 0.0) for w in windows]}
 
-    def explain_fraud(
-        self, window: list[Row]
-    ) -> tuple[list[tuple[int, float]], list[tuple[str, float]]]:
+    def explain_frauds(self, windows: list[list[Row]]) -> list[Explanation]:
         # The event before the decision drives the score; the first one barely matters.
-        return [(len(window) - 2, 0.2), (0, 0.001)], [("amounts", 0.05), ("timing", 0.0)]
+        return [
+            ([(len(w) - 2, 0.2), (0, 0.001)], [("amounts", 0.05), ("timing", 0.0)])
+            for w in windows
+        ]
 
 
 def feed(state: UserState, raw: dict[str, Any]) -> PendingFraud | None:

@@ -50,3 +50,23 @@ def test_encode_matches_the_training_encoder(
     assert model.scores(windows[:5])["fraud"] == pytest.approx(
         [model.scores([w])["fraud"][0] for w in windows[:5]], abs=1e-6
     )
+
+
+def test_explanations_of_many_windows_are_each_windows_own(
+    tiny_bundle: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Explained together (their occlusion variants split across model calls), windows of
+    different lengths get what each gets alone: the same drops at the same window indices."""
+    events, bundle = tiny_bundle
+    monkeypatch.setattr(sequence_model, "EXPLAIN_ROWS", 50)
+    model = SequenceModel(bundle, "onnx")
+    windows = decision_windows(events, 400)[::25]
+    assert len({len(w) for w in windows}) > 3
+    together = model.explain_frauds(windows)
+    assert len(together) == len(windows)
+    for window, (events_, features) in zip(windows, together, strict=True):
+        [(alone_events, alone_features)] = model.explain_frauds([window])
+        # Compared by index and group: near-equal drops may sort either way.
+        assert dict(events_) == pytest.approx(dict(alone_events), abs=1e-5)
+        assert dict(features) == pytest.approx(dict(alone_features), abs=1e-5)
+        assert set(dict(events_)) == set(range(max(0, len(window) - model.T), len(window) - 1))

@@ -118,3 +118,28 @@ def test_a_second_driver_adds_its_pass_through_agent_and_workers() -> None:
 def test_an_unknown_driver_is_refused_by_name() -> None:
     with pytest.raises(SystemExit, match="--drivers"):
         bench_main(["--drivers", "aiokafka,kafka-python", "--rules-only", "--no-pin"])
+
+
+def test_the_pipeline_benchmark_times_the_detectors_in_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rules and the shipped model over the drain's traffic: every timed event is
+    counted, the model's windows and time are measured, and nothing is dead-lettered."""
+    import orjson
+
+    from stream.bench.pipeline import main as pipeline_main
+
+    out = tmp_path / "pipeline.json"
+    args = ["--events", "600", "--batch", "100", "--runs", "2", "--out", str(out)]
+    assert pipeline_main([*args, "--rules-only"]) == 0
+    rules = orjson.loads(out.read_bytes())
+    assert [r["events"] for r in rules["raw"]] == [480, 480]
+    assert rules["model"] is None and rules["model_windows_per_event"]["max"] == 0
+    assert rules["events_per_s"]["min"] > 0
+    assert pipeline_main(args) == 0
+    model = orjson.loads(out.read_bytes())
+    assert model["backend"] == "onnx"
+    assert 0.1 < model["model_windows_per_event"]["median"] < 1
+    assert model["model_us_per_event"]["min"] > 0
+    assert all(r["dead_letters"] == 0 for r in rules["raw"] + model["raw"])
+    assert '"batch": 100' in capsys.readouterr().out  # printed as well as written

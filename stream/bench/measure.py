@@ -38,6 +38,8 @@ PARTITIONS = 8
 # request per event would load the broker (on the same 2 cores) more than the worker.
 # Send times are taken before batching, so the figures include that wait.
 LATENCY_LINGER_MS = 5.0
+# The drain's traffic: LiveTraffic of this many shoppers from this seed.
+TRAFFIC_USERS, TRAFFIC_SEED = 5000, 11
 
 
 def _producer(bootstrap: str, linger_ms: float = 20) -> Producer:
@@ -57,7 +59,7 @@ def load_events(bootstrap: str, topic: str, n: int) -> int:
     ensure_topics(bootstrap, [topic], PARTITIONS)
     producer = _producer(bootstrap)
     size = 0
-    for i, event in enumerate(LiveTraffic(users=5000, seed=11)):
+    for i, event in enumerate(LiveTraffic(users=TRAFFIC_USERS, seed=TRAFFIC_SEED)):
         if i >= n:
             break
         value = orjson.dumps(event)

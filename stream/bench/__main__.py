@@ -18,11 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from model.shipped import shipped_bundle
 from stream.bench.gc_compare import gc_compare
-from stream.bench.measure import PARTITIONS
+from stream.bench.measure import PARTITIONS, emit
 from stream.bench.suite import (
     DRIVERS,
     Pinning,
@@ -174,10 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = bench(cfg.bootstrap)
             finally:
                 local_broker.stop(cfg.data_dir)
-    text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
-    if args.out is not None:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    emit(result, args.out)
     return 0
 
 

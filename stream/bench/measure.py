@@ -220,6 +220,14 @@ def latency(
     }
 
 
+def emit(result: dict[str, Any], out: Path | None) -> None:
+    """Print a benchmark's JSON object, and write it to ``out`` when given."""
+    text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
 def lag_grew(lag_mid: float, lag_end: float, rate: float) -> bool:
     """More than half a second of traffic added to the lag in the second half of a run:
     the worker is falling behind. (Less is the noise of micro-batches and of sampling.)"""

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from model.shipped import shipped_bundle
-from stream.bench.measure import PARTITIONS, TRAFFIC_SEED, TRAFFIC_USERS
+from stream.bench.measure import PARTITIONS, TRAFFIC_SEED, TRAFFIC_USERS, emit
 from stream.bench.spread import spread_each
 from stream.core.event_time import EventTimeGuard
 from stream.core.privacy import Pseudonymiser
@@ -124,10 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         **spread_each(runs),
         "raw": runs,
     }
-    text = orjson.dumps(result, option=orjson.OPT_INDENT_2).decode()
-    if args.out is not None:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
+    emit(result, args.out)
     return 0
 
 

@@ -56,8 +56,9 @@ def records(n: int) -> list[Record]:
 
 
 def one_run(
-    batch: Sequence[Record], size: int, bundle: Path | None, backend: str
+    traffic: Sequence[Record], size: int, bundle: Path | None, backend: str
 ) -> dict[str, float]:
+    """``traffic`` through a fresh pipeline in micro-batches of ``size`` records."""
     from model.sequence_model import SequenceModel
 
     model = SequenceModel(bundle, backend) if bundle is not None else None
@@ -76,18 +77,18 @@ def one_run(
         pseudonyms=Pseudonymiser(os.urandom(32)),
     )
     states: MemoryStates[UserState] = MemoryStates(UserState)
-    warm = int(len(batch) * WARM_SHARE)
+    warm = int(len(traffic) * WARM_SHARE)
     for lo in range(0, warm, size):
-        pipeline.run(batch[lo : min(lo + size, warm)], states, model)
+        pipeline.run(traffic[lo : min(lo + size, warm)], states, model)
     calls["windows"] = calls["seconds"] = 0.0
     alerts = dead = 0
     started = time.perf_counter()
-    for lo in range(warm, len(batch), size):
-        fx = pipeline.run(batch[lo : lo + size], states, model)
+    for lo in range(warm, len(traffic), size):
+        fx = pipeline.run(traffic[lo : lo + size], states, model)
         alerts += len(fx.alerts)
         dead += len(fx.dead_letters)
     seconds = time.perf_counter() - started
-    timed = len(batch) - warm
+    timed = len(traffic) - warm
     return {
         "events": timed,
         "events_per_s": round(timed / seconds, 1),
@@ -112,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.events < 10 or args.batch < 1 or args.runs < 1:
         raise SystemExit("--events (at least 10), --batch and --runs must be positive")
     bundle = None if args.rules_only else (args.model or shipped_bundle())
-    batch = records(args.events)
-    runs = [one_run(batch, args.batch, bundle, args.backend) for _ in range(args.runs)]
+    traffic = records(args.events)
+    runs = [one_run(traffic, args.batch, bundle, args.backend) for _ in range(args.runs)]
     result: dict[str, Any] = {
         "command": " ".join(["python -m stream.bench.pipeline", *(argv or sys.argv[1:])]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -69,10 +69,13 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     feed = add_feed(app, events.get_topic_name(), maxsize) if direct else None
     seller_feed = add_feed(app, by_seller.get_topic_name(), maxsize) if direct else None
 
+    # The survivors' freeze, once the first micro-batch has started it; compacted at
+    # every rebalance (on_assigned).
+    rolling: list[gc_pauses.RollingFreeze] = []
+
     @app.agent(events, name="fraudstream.events")
     async def user_agent(stream: Any) -> None:
         first = settings.gc_settle
-        rolling: gc_pauses.RollingFreeze | None = None
         batches = (
             take_batches(stream, batch_max, batch_wait)
             if feed is None
@@ -83,10 +86,10 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
             if first:
                 gc_pauses.freeze_started()
                 if settings.gc_freeze_survivors:
-                    rolling = gc_pauses.freeze_survivors(metrics.gc_compactions.inc)
+                    rolling[:] = [gc_pauses.freeze_survivors(metrics.gc_compactions.inc)]
                 first = False
-            elif rolling is not None:
-                rolling.compact_if_due()
+            elif rolling:
+                rolling[0].compact_if_due()
 
     @app.agent(by_seller, name="fraudstream.sellers")
     async def seller_agent(stream: Any) -> None:
@@ -138,6 +141,8 @@ def build_app(settings: Settings, metrics: Metrics, partitions: int) -> faust.Ap
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         users.forget()
         sellers.forget()
+        for hook in rolling:
+            hook.request_compaction()
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]

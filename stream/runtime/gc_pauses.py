@@ -111,6 +111,7 @@ class RollingFreeze:
         self._base = gc.get_freeze_count()  # start-up objects, frozen by ``settle``
         self._bound = self._base + min_bound
         self._on_compaction = on_compaction
+        self._requested = False
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         # At "stop" the collection is over and generations 0 and 1 are empty: what is
@@ -119,15 +120,24 @@ class RollingFreeze:
             gc.freeze()
             self.freezes += 1
 
+    def request_compaction(self) -> None:
+        """Compact at the next ``compact_if_due`` whatever the count: called at a
+        rebalance, when the consumer and the streams abandon what they held for the
+        revoked partitions (fetch tasks, generators, buffers: some in reference cycles),
+        so that nothing of theirs waits frozen, unfinalised, for the next bound."""
+        self._requested = True
+
     def compact_if_due(self) -> bool:
         """One full collection of the run-time objects when the frozen count passed its
-        bound (looked at every ``check_every_s``); True when it ran."""
+        bound (looked at every ``check_every_s``) or one was requested; True when it ran."""
         now = time.monotonic()
-        if now < self._next_check:
-            return False
-        self._next_check = now + self._check_every_s
-        if gc.get_freeze_count() <= self._bound:
-            return False
+        if not self._requested:
+            if now < self._next_check:
+                return False
+            self._next_check = now + self._check_every_s
+            if gc.get_freeze_count() <= self._bound:
+                return False
+        self._requested = False
         # Start-up objects go back in too (gc.unfreeze has no finer grain), and are
         # walked once by this collection.
         gc.unfreeze()

@@ -50,10 +50,10 @@ class Settings(BaseSettings):
     # less often (stream.runtime.gc_pauses); off only to measure the difference.
     gc_settle: bool = True
     # With gc_settle: freeze the survivors of every older-generation collection too, so
-    # that no collection walks the run-time population (stream.runtime.gc_pauses). Off by
-    # default: a frozen cycle is not finalised until a compaction, and with Faust's own
-    # consumer driver a worker then stopped taking one partition's events after a rebalance.
-    gc_freeze_survivors: bool = False
+    # that no collection walks the run-time population (stream.runtime.gc_pauses); frozen
+    # cycles are collected by a compaction at every rebalance and when the frozen count
+    # has grown past a bound.
+    gc_freeze_survivors: bool = True
     # Drift gauges: the latest this many decisions against the bundle's reference
     # distributions, recomputed every drift_seconds.
     drift_window: int = Field(default=5000, ge=1)

@@ -96,3 +96,21 @@ def test_frozen_cycles_that_die_are_collected_once_the_bound_is_passed(gc_state:
         assert not hook.compact_if_due()
     finally:
         gc.callbacks.remove(hook)
+
+
+def test_a_requested_compaction_frees_frozen_garbage_before_the_bound(gc_state: None) -> None:
+    gc.collect()
+    hook = gc_pauses.freeze_survivors(min_bound=10**9, check_every_s=3600.0)
+    try:
+        leaked = [Node() for _ in range(100)]
+        refs = [weakref.ref(n) for n in leaked]
+        gc.collect(1)
+        del leaked
+        assert not hook.compact_if_due()  # far below the bound, and not yet time to look
+        assert all(r() is not None for r in refs)
+        hook.request_compaction()  # as at a rebalance
+        assert hook.compact_if_due()
+        assert all(r() is None for r in refs)
+        assert not hook.compact_if_due()  # once per request
+    finally:
+        gc.callbacks.remove(hook)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
 import logging
 import os
 import secrets
@@ -29,6 +28,7 @@ from stream.core.schema import PSEUDONYMISED
 __all__ = ["PSEUDONYMISED", "PseudonymKeyError", "Pseudonymiser", "load_key"]
 PREFIX: Final = "ps:"  # marks a pseudonym: "ps:" and 24 hex digits
 MIN_KEY_BYTES: Final = 16
+_BLOCK: Final = 64  # SHA-256's block size, in bytes
 GENERATED_KEY_FILE: Final = "pseudonym.key"
 
 log = logging.getLogger("fraudstream")
@@ -45,14 +45,22 @@ class Pseudonymiser:
     def __init__(self, key: bytes) -> None:
         if len(key) < MIN_KEY_BYTES:
             raise PseudonymKeyError(f"pseudonym key: {len(key)} bytes, at least {MIN_KEY_BYTES}")
-        self._key = key
+        # HMAC's two keyed hash states, computed once (RFC 2104): a pseudonym then costs two
+        # copies and two short hashes, half of what ``hmac.new`` takes for each value.
+        block = key if len(key) <= _BLOCK else hashlib.sha256(key).digest()
+        block = block.ljust(_BLOCK, b"\x00")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
         # A user's events repeat a few devices and addresses: hash each value once.
         self.pseudonym = functools.lru_cache(maxsize=65536)(self._hash)
 
     def _hash(self, field: str, value: str) -> str:
         # The field name separates the namespaces: a device id never equals an IP address.
-        mac = hmac.new(self._key, f"{field}\x00{value}".encode(), hashlib.sha256)
-        return PREFIX + mac.hexdigest()[:24]
+        inner = self._inner.copy()
+        inner.update(f"{field}\x00{value}".encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return PREFIX + outer.digest()[:12].hex()  # HMAC-SHA256, its first 96 bits
 
 
 def load_key(secret: str | None, key_file: Path | None, state_dir: Path | None) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import stat
 from pathlib import Path
@@ -36,6 +38,15 @@ def test_pseudonyms_replace_the_three_fields_and_keep_equality() -> None:
     assert other.device_id != event.device_id  # another key, other pseudonyms
     # Fields are separate namespaces: the same text as a device and as an instrument differ.
     assert p.pseudonym("device_id", "a") != p.pseudonym("instrument_id", "a")
+
+
+@pytest.mark.parametrize("key", [b"k" * 16, b"k" * 64, b"k" * 65, bytes(range(200))])
+def test_pseudonyms_are_hmac_sha256_truncated_to_96_bits(key: bytes) -> None:
+    """Pseudonyms stored by any version stay valid: the construction is fixed."""
+    p = Pseudonymiser(key)
+    for field, value in [("device_id", "dev-1"), ("ip", "203.0.113.7"), ("instrument_id", "")]:
+        mac = hmac.new(key, f"{field}\x00{value}".encode(), hashlib.sha256).hexdigest()
+        assert p.pseudonym(field, value) == "ps:" + mac[:24]
 
 
 def test_validation_sees_the_raw_value_and_names_the_field() -> None:

@@ -8,7 +8,9 @@ time are absent: the stream keeps its rules for them). torch is imported only by
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,6 +24,7 @@ from stream.core.extras import require
 
 ScoreDict = dict[str, npt.NDArray[np.float32]]
 BACKENDS = ("auto", "onnx", "onnx-int8", "torch", "tensorrt")
+log = logging.getLogger("fraudstream")
 
 
 @runtime_checkable
@@ -43,15 +46,18 @@ class _Calibrated:
 
     backend = "none"
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, calibrated: Mapping[str, Any] | None = None) -> None:
+        """``calibrated``: the graph's own ``calibration`` and ``thresholds`` where they are
+        not the manifest's (the INT8 graph's), else the manifest's."""
         m = bundle.manifest
         self.bundle = bundle
         self.version = bundle.version
         self.spec = FeatureSpec.from_json(m["feature_spec"])
         self.T = int(m["T"])
         self.kinds = tuple(k for k in KINDS if m["kinds"][k]["source"] == "model")
-        self.calibration = {k: Platt.from_json(m["calibration"][k]) for k in self.kinds}
-        self.thresholds = {k: float(m["thresholds"][k]["threshold"]) for k in self.kinds}
+        own = m if calibrated is None else calibrated
+        self.calibration = {k: Platt.from_json(own["calibration"][k]) for k in self.kinds}
+        self.thresholds = {k: float(own["thresholds"][k]["threshold"]) for k in self.kinds}
 
     def _check(self, cat: npt.NDArray[Any], num: npt.NDArray[Any], mask: npt.NDArray[Any]) -> None:
         if cat.ndim != 3 or cat.shape[2] != self.spec.n_cat or num.shape[2] != self.spec.n_num:
@@ -108,7 +114,15 @@ class OnnxScorer(_Calibrated):
     """ONNX Runtime on CPU; ``int8`` selects the dynamically quantised graph."""
 
     def __init__(self, bundle: Bundle, threads: int | None = None, int8: bool = False) -> None:
-        super().__init__(bundle)
+        own = bundle.manifest["student"].get("onnx_int8_calibration") if int8 else None
+        if int8 and own is None:
+            # Bundles built before the INT8 graph had its own calibration: the float
+            # graph's thresholds, which its probabilities miss by up to ~0.1.
+            log.warning(
+                "model bundle %s: no calibration of its INT8 graph; using the float graph's",
+                bundle.path,
+            )
+        super().__init__(bundle, own)
         import onnxruntime as ort
 
         key = "onnx_int8" if int8 else "onnx"

@@ -141,6 +141,22 @@ def test_backends_agree_on_stream_encoded_windows(built: tuple[Path, dict[str, A
         onnx.score_batch(cat[..., :3], num, mask)
 
 
+def test_the_int8_graph_has_its_own_calibration(built: tuple[Path, dict[str, Any]]) -> None:
+    out, _ = built
+    manifest = load_bundle(out).manifest
+    own = manifest["student"]["onnx_int8_calibration"]
+    int8 = load_scorer(out, "onnx-int8", threads=1)
+    fp32 = load_scorer(out, "onnx", threads=1)
+    assert isinstance(int8, OnnxScorer) and isinstance(fp32, OnnxScorer)
+    for k in int8.kinds:
+        assert int8.thresholds[k] == own["thresholds"][k]["threshold"]
+        assert int8.calibration[k].to_json() == own["calibration"][k]
+        assert fp32.thresholds[k] == manifest["thresholds"][k]["threshold"]
+        assert fp32.calibration[k].to_json() == manifest["calibration"][k]
+    # Fitted on the INT8 graph's own validation logits, not copied.
+    assert own["calibration"] != manifest["calibration"]
+
+
 def test_tampered_bundle_is_refused(built: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(built[0], copy)

@@ -115,13 +115,13 @@ def _seller_record(
     """What the seller side needs to know about a purchase or review, seen from the buyer."""
     if event.type not in SELLER_SIDE or event.seller_id is None:
         return None
+    # The item viewed when the event names one, else any item of the seller; the rarest
+    # condition first: this scans the whole window for every purchase and review.
+    ts, item = event.ts, event.item_id
+    column, wanted = (ITEM, item) if item is not None else (SELLER, event.seller_id)
     browsed = any(
-        r[TYPE] in VIEWING
-        and (
-            r[ITEM] == event.item_id if event.item_id is not None else r[SELLER] == event.seller_id
-        )
+        r[column] == wanted and r[TYPE] in VIEWING and r[TS] <= ts and r is not trigger
         for r in window
-        if r is not trigger and r[TS] <= event.ts
     )
     row: Row = (
         event.ts,

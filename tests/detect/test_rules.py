@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from stream.core.schema import Event
-from stream.core.state import Row, SellerState, UserState
+from stream.core.state import S_BROWSED, Row, SellerState, UserState
 from stream.core.timeutil import HOUR_MS, MINUTE_MS
 from stream.detect.processor import DetectorConfig, apply_seller_record, apply_user_event
 from tests.events import T0, card_testing, ev
@@ -186,3 +186,24 @@ def _by_user(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     for e in events:
         users.setdefault(e["user_id"], []).append(e)
     return [sorted(v, key=lambda e: e["ts"]) for v in users.values()]
+
+
+def test_seller_records_say_whether_the_buyer_browsed_first() -> None:
+    def browsed(views: list[dict[str, Any]], **purchase: Any) -> int:
+        buy = ev(
+            "b", "purchase", T0 + 10 * MIN, amount=5.0, seller_id="s1", order_id="o", **purchase
+        )
+        _, _, records = run([*views, buy])
+        seller, row = records[-1]
+        assert seller == "s1"
+        return int(row[S_BROWSED])
+
+    def view(item: str, at: int, seller: str = "s1") -> dict[str, Any]:
+        return ev("b", "item_view", T0 + at * MIN, item_id=item, seller_id=seller)
+
+    assert browsed([view("i1", 1)], item_id="i1") == 1
+    assert browsed([view("i2", 1)], item_id="i1") == 0  # another item of the seller
+    assert browsed([view("i1", 1)]) == 1  # no item named: any item of the seller counts
+    assert browsed([view("i1", 1, seller="s2")]) == 0
+    assert browsed([view("i1", 11)], item_id="i1") == 0  # viewed after the purchase
+    assert browsed([], item_id="i1") == 0

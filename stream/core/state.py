@@ -208,8 +208,10 @@ class UserState:
 
     def upto(self, ts: int) -> list[Row]:
         """The window as it stood at event time ``ts`` (for late events and backtests)."""
-        end = bisect.bisect_right(self.events, ts, key=lambda r: r[TS])
-        return self.events[:end]
+        events = self.events
+        if not events or events[-1][TS] <= ts:  # the event is the latest: nearly always
+            return events[:]
+        return events[: bisect.bisect_right(events, ts, key=lambda r: r[TS])]
 
 
 def _spent(row: Row) -> float:

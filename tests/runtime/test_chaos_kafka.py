@@ -304,18 +304,6 @@ def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> 
         consumer.close()
 
 
-# A known bug of Faust's own (aiokafka) consumer driver, not the default: right after the
-# second worker joins, the owner has sometimes applied 3 of the 4 first events and never
-# the last (three CI runs of the aiokafka rerun, with the survivor freeze on and off; never
-# on the default confluent driver, never reproduced alone). Quarantined there, still run.
-AIOKAFKA_DRIVER = os.environ.get("FRAUDSTREAM_CONSUMER_DRIVER") == "aiokafka"
-
-
-@pytest.mark.xfail(
-    AIOKAFKA_DRIVER,
-    reason="aiokafka driver: an event right after a rebalance can stay unapplied (known bug)",
-    strict=False,
-)
 def test_failover_keeps_state_and_the_next_alert_cites_it(
     kafka_broker: str, tmp_path: Path
 ) -> None:

@@ -91,11 +91,14 @@ def test_with_latest_reset_nothing_is_rewound() -> None:
     assert c._thread.to_beginning == []
 
 
-def test_flow_stops_for_the_seek_and_comes_back_only_if_it_was_on() -> None:
+def test_flow_stops_for_the_seek_and_stays_stopped() -> None:
+    """Faust clears the streams' queues after the seek and then resumes the flow itself;
+    resumed by the seek, the fetch loop could queue a record from the new position just
+    before that clear, and the record was lost."""
     c = consumer({EVENTS_0: None, EVENTS_2: 7})
     asyncio.run(c.perform_seek())
     assert c._thread.flow_during_seek == [False, False]
-    assert c.flow_active and c.can_resume_flow.is_set()
+    assert not c.flow_active and not c.can_resume_flow.is_set()
 
     stopped = consumer({EVENTS_2: 7})
     stopped.stop_flow()  # a rebalance stopped it: the seek must not restart it
